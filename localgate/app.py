@@ -1,0 +1,132 @@
+"""Composition root: builds Settings, keys, catalog, Gateway and the aiohttp app.
+
+The only module that imports from every layer. Blocking work (files) happens here, before the
+loop serves, or through asyncio.to_thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from localgate import catalog as catalog_mod, config, keystore, paths
+from localgate.auth import LocalAuth
+from localgate.catalog import Catalog
+from localgate.config import Settings
+from localgate.errors import UpstreamError
+from localgate.gateway import Exchange, Gateway, Live
+from localgate.server import make_app
+from localgate.upstream import Upstream, get_json
+
+log = logging.getLogger("localgate")
+REFRESH_EVERY_S = 6 * 3600
+CONFIG_POLL_S = 2.0
+
+
+@dataclass
+class Built:
+    app: web.Application
+    live: Live
+    local_key: str
+
+
+def _log_exchange(ex: Exchange) -> None:
+    u = ex.usage or {}
+    log.info("%s %s -> %s via %s [%s] %s %sms tokens=%s/%s%s", ex.id, ex.model or "(default)",
+             ex.resolved_model, ex.route, ex.client, ex.status, ex.latency_ms,
+             u.get("prompt_tokens", "-"), u.get("completion_tokens", "-"),
+             f" repairs={ex.repairs}" if ex.repairs else "")
+
+
+def build(settings: Settings, *, config_path: Path | None = None,
+          catalog: Catalog | None = None) -> Built:
+    """Everything the daemon needs, wired; blocking (reads files). Call before serving."""
+    config_path = config_path or paths.config_file()
+    live = Live(settings, catalog or catalog_mod.load(paths.catalog_cache_file()))
+    keys = keystore.EnvKeys()
+    local_key = keystore.local_key(create=True)
+    assert local_key is not None
+    auth = LocalAuth(local_key, lambda: keys.provider_key(live.settings.kilo))
+
+    def new_gateway(session: aiohttp.ClientSession) -> Gateway:
+        s = live.settings
+        up = Upstream(session, connect_s=s.connect_timeout_s, first_byte_s=s.first_byte_timeout_s,
+                      read_gap_s=s.read_gap_timeout_s)
+        return Gateway(live, keys, up, on_finish=_log_exchange)
+
+    state = {"mtime": _mtime(config_path)}
+
+    async def reload() -> str:
+        new = await asyncio.to_thread(config.load, config_path)
+        state["mtime"] = await asyncio.to_thread(_mtime, config_path)
+        _apply(live, new)
+        return new.default_model
+
+    async def watch_config(gw: Gateway) -> None:
+        while True:
+            await asyncio.sleep(CONFIG_POLL_S)
+            mtime = await asyncio.to_thread(_mtime, config_path)
+            if mtime != state["mtime"]:
+                state["mtime"] = mtime
+                try:
+                    _apply(live, await asyncio.to_thread(config.load, config_path))
+                    log.info("config reloaded from %s", config_path)
+                except Exception as exc:  # keep serving on the old settings
+                    log.warning("config change ignored: %s", exc)
+
+    background = [watch_config]
+    if settings.catalog_refresh:
+        background.append(refresh_catalog)
+    allow_ip = not config.is_loopback(settings.host)
+    app = make_app(new_gateway, auth=auth, reload=reload,
+                   allowed_hosts=frozenset(h.lower() for h in settings.allowed_hosts),
+                   allow_ip_hosts=allow_ip, max_body_bytes=int(settings.max_body_mb * 2**20),
+                   background=background)
+    return Built(app, live, local_key)
+
+
+def _apply(live: Live, new: Settings) -> None:
+    for w in new.warnings:
+        log.warning("%s", w)
+    live.settings = new
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+async def refresh_catalog(gw: Gateway, *, first_delay_s: float = 1.0) -> None:
+    """Fold the hosted `/models` into the catalog now and then; offline is normal, never fatal."""
+    cache = paths.catalog_cache_file()
+    await asyncio.sleep(first_delay_s)  # start-up never waits on the network
+    while True:
+        age = await asyncio.to_thread(catalog_mod.cache_age_s, cache)
+        if age is None or age >= REFRESH_EVERY_S:
+            await _refresh_once(gw, cache)
+        await asyncio.sleep(REFRESH_EVERY_S)
+
+
+async def _refresh_once(gw: Gateway, cache: Path) -> None:
+    kilo = gw.live.settings.kilo
+    try:
+        doc: Any = await get_json(gw.upstream.session, f"{kilo.base_url}/models",
+                                  headers={"Accept": "application/json"}, timeout_s=30)
+    except UpstreamError as exc:
+        log.info("catalog refresh skipped (%s); using the bundled catalog", exc.message)
+        return
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, list) or not data:
+        log.info("catalog refresh skipped: the hosted /models had no data")
+        return
+    n = gw.live.catalog.merge_hosted(data)
+    await asyncio.to_thread(catalog_mod.write_cache, cache, data)
+    log.info("catalog refreshed: %d models from %s", n, kilo.base_url)

@@ -1,0 +1,157 @@
+"""The model catalog: the snapshot bundled in the package, merged with the hosted gateway's
+`/models` (cached on disk), plus the virtual models of the config.
+
+Pure data handling: file reads happen in `load()` (call it off the event loop); no network here.
+Prices stay the decimal strings of the hosted shape (USD per token) and are only turned into
+numbers by pricing code.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from localgate import builtins
+
+_PRICE_KEYS = ("prompt", "completion", "input_cache_read", "input_cache_write", "request")
+_ZERO_PRICES = {k: "0" for k in _PRICE_KEYS}
+
+
+def provider_of(model_id: str) -> str:
+    """The localgate provider slug an id belongs to (prefix with aliases; `kilo` for bare ids)."""
+    prefix, sep, _ = model_id.partition("/")
+    if not sep:
+        return "kilo"
+    return builtins.ALIASES.get(prefix, prefix)
+
+
+def _is_zero(pricing: Mapping[str, Any]) -> bool:
+    try:
+        return all(float(pricing.get(k) or 0) == 0 for k in ("prompt", "completion"))
+    except (TypeError, ValueError):
+        return False
+
+
+def _from_hosted(m: Mapping[str, Any], bundled: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Normalise one entry of a hosted `/models` list into a catalog entry (None if unusable)."""
+    mid = m.get("id")
+    if not isinstance(mid, str) or not mid or mid.startswith("~"):
+        return None
+    pricing = m.get("pricing") if isinstance(m.get("pricing"), dict) else {}
+    entry: dict[str, Any] = dict(bundled or {})
+    top = m.get("top_provider") if isinstance(m.get("top_provider"), dict) else {}
+    entry.update({
+        "id": mid, "name": m.get("name") or entry.get("name") or mid,
+        "provider": provider_of(mid),
+        "created": m.get("created") or entry.get("created") or 0,
+        "description": m.get("description") or entry.get("description") or "",
+        "context_length": m.get("context_length") or entry.get("context_length"),
+        "max_completion_tokens": top.get("max_completion_tokens")
+        or entry.get("max_completion_tokens"),
+        "architecture": m.get("architecture") or entry.get("architecture") or {},
+        "pricing": {k: str(pricing.get(k) or "0") for k in _PRICE_KEYS},
+        "supported_parameters": m.get("supported_parameters")
+        or entry.get("supported_parameters") or [],
+        "free": bool(m.get("isFree")) or mid.endswith(":free") or _is_zero(pricing),
+    })
+    return entry
+
+
+class Catalog:
+    """Models by id; `get` also accepts a provider's other name as prefix (mistral/ = mistralai/)."""
+
+    def __init__(self, models: Iterable[dict[str, Any]], *, generated_at: str = "") -> None:
+        self.models: dict[str, dict[str, Any]] = {}
+        for m in models:
+            self.models[m["id"]] = m
+        self.generated_at = generated_at
+        self.version = 0
+
+    def get(self, model_id: str) -> dict[str, Any] | None:
+        return self.models.get(model_id)
+
+    def merge_hosted(self, hosted: Iterable[Mapping[str, Any]]) -> int:
+        """Fold a hosted `/models` list in (keeps native ids and popular ranks); returns count."""
+        n = 0
+        for m in hosted:
+            if not isinstance(m, Mapping):
+                continue
+            entry = _from_hosted(m, self.models.get(str(m.get("id"))))
+            if entry is not None:
+                self.models[entry["id"]] = entry
+                n += 1
+        if n:
+            self.version += 1
+        return n
+
+
+def _bundled() -> dict[str, Any]:
+    raw = resources.files("localgate").joinpath("data/catalog.json").read_bytes()
+    doc: dict[str, Any] = json.loads(raw)
+    return doc
+
+
+def load(cache_file: Path | None = None) -> Catalog:
+    """Bundled snapshot, then the cached hosted list on top when there is one. Blocking I/O."""
+    doc = _bundled()
+    cat = Catalog(doc.get("models", []), generated_at=doc.get("generated_at", ""))
+    if cache_file is not None:
+        try:
+            cached = json.loads(cache_file.read_bytes())
+            cat.merge_hosted(cached.get("data", []))
+            cat.generated_at = cached.get("fetched_at", cat.generated_at)
+        except (OSError, ValueError, AttributeError):
+            pass  # no cache yet, or a damaged one: the bundled snapshot stands
+    return cat
+
+
+def write_cache(cache_file: Path, hosted: list[Any]) -> None:
+    """Keep the hosted list for the next start (atomic replace). Blocking I/O."""
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_name(cache_file.name + ".tmp")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    tmp.write_text(json.dumps({"fetched_at": stamp, "data": hosted}))
+    tmp.replace(cache_file)
+
+
+def cache_age_s(cache_file: Path) -> float | None:
+    try:
+        return time.time() - cache_file.stat().st_mtime
+    except OSError:
+        return None
+
+
+# ---- public shapes ------------------------------------------------------------------------------
+
+def public_model(m: Mapping[str, Any], *, has_key: bool) -> dict[str, Any]:
+    """One model in the hosted gateway's (OpenRouter's) `/models` shape plus Kilo's extras."""
+    out: dict[str, Any] = {
+        "id": m["id"], "object": "model", "name": m.get("name") or m["id"],
+        "created": m.get("created") or 0, "description": m.get("description") or "",
+        "context_length": m.get("context_length"),
+        "architecture": m.get("architecture") or {},
+        "top_provider": {"context_length": m.get("context_length"),
+                         "max_completion_tokens": m.get("max_completion_tokens"),
+                         "is_moderated": False},
+        "pricing": {**_ZERO_PRICES, **(m.get("pricing") or {})},
+        "supported_parameters": m.get("supported_parameters") or [],
+        "owned_by": m.get("provider") or provider_of(m["id"]),
+        "isFree": bool(m.get("free")),
+        "hasUserByokAvailable": has_key,
+    }
+    if "preferred_index" in m:
+        out["preferredIndex"] = m["preferred_index"]
+    return out
+
+
+def virtual_entry(name: str, target: Mapping[str, Any] | None, description: str) -> dict[str, Any]:
+    """A catalog-like entry for a virtual model, priced and sized like the model it resolves to."""
+    base = dict(target or {})
+    return {**base, "id": name, "name": description.split(":")[0], "provider": provider_of(name),
+            "description": description, "created": base.get("created", 0),
+            "pricing": base.get("pricing", dict(_ZERO_PRICES)),
+            "free": bool(base.get("free", False))}

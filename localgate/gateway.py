@@ -1,0 +1,263 @@
+"""The use case, framework-free: one chat request along the straight line
+resolve -> controls -> route -> adapter -> upstream (with BYOK fallback) -> settle.
+
+Delivery (server/) drives it and writes the bytes; this module never imports aiohttp.web,
+keyring or sqlite3. Keys come from a KeySource; the exchange record goes to `on_finish`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from localgate import catalog as catalog_mod, routing
+from localgate.catalog import Catalog
+from localgate.config import Provider, Settings
+from localgate.errors import (ByokRefused, GatewayError, InvalidRequest, PaidModelAuthRequired,
+                              UpstreamError)
+from localgate.providers import HttpCall, build_chat
+from localgate.repair import repair_tool_calls, rewrite_tool_call_ids
+from localgate.upstream import Upstream
+
+log = logging.getLogger("localgate")
+
+_KILO_HEADER_PREFIX = "x-kilocode-"
+_BYOK_REFUSALS = {401: "refused (invalid or revoked key)", 402: "refused (insufficient funds)",
+                  403: "refused (no permission for this model)", 429: "rate-limited"}
+
+
+class KeySource(Protocol):
+    def provider_key(self, provider: Provider) -> str | None: ...
+
+
+@dataclass
+class Live:
+    """The settings and catalog in force; replaced whole on reload, read once per request."""
+
+    settings: Settings
+    catalog: Catalog
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request's record, filled in as it goes (the spend log's fields)."""
+
+    id: str
+    ts: str
+    client: str
+    user_agent: str
+    model: str
+    started: float = field(default_factory=time.monotonic)
+    resolved_model: str = ""
+    provider: str = ""
+    route: str = ""
+    mode: str | None = None
+    stream: bool = False
+    status: str = "in_flight"
+    http_status: int = 0
+    usage: dict[str, Any] | None = None
+    ttft_ms: int | None = None
+    latency_ms: int | None = None
+    repairs: int = 0
+    error: str | None = None
+
+    def first_token(self) -> None:
+        if self.ttft_ms is None:
+            self.ttft_ms = int((time.monotonic() - self.started) * 1000)
+
+
+@dataclass(slots=True)
+class Prepared:
+    route: routing.Route
+    body: dict[str, Any]
+    stream: bool
+    wants_usage: bool
+    kilo_headers: dict[str, str]
+    ex: Exchange
+
+
+def new_request_id() -> str:
+    return "lg-" + secrets.token_hex(12)
+
+
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
+
+
+def _validate(body: Any) -> tuple[str | None, bool]:
+    """(model or None, stream) after checking the few fields the daemon itself relies on."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    messages = body.get("messages")
+    if messages is None:
+        raise InvalidRequest("'messages' is required", param="messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("'messages' must be a non-empty array", param="messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise InvalidRequest(f"messages[{i}] must be an object with a 'role'",
+                                 param=f"messages[{i}]")
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise InvalidRequest("'model' must be a string", param="model")
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be true or false", param="stream")
+    opts = body.get("stream_options")
+    if opts is not None and not isinstance(opts, dict):
+        raise InvalidRequest("'stream_options' must be an object", param="stream_options")
+    return (model.strip() or None) if isinstance(model, str) else None, stream
+
+
+class Gateway:
+    def __init__(self, live: Live, keys: KeySource, upstream: Upstream,
+                 on_finish: Callable[[Exchange], None] | None = None) -> None:
+        self.live = live
+        self.keys = keys
+        self.upstream = upstream
+        self.on_finish = on_finish
+        self._models_cache: tuple[Any, bytes] | None = None
+
+    # ---- chat ------------------------------------------------------------------------------
+    def prepare(self, body: Any, *, headers: Mapping[str, str], client: str,
+                request_id: str) -> Prepared:
+        """Validate, resolve and route a chat request; raises GatewayError before any I/O."""
+        settings, cat = self.live.settings, self.live.catalog
+        ex = Exchange(request_id, _utc_now(), client, headers.get("User-Agent", ""),
+                      body.get("model") if isinstance(body, dict) and
+                      isinstance(body.get("model"), str) else "")
+        model, stream = _validate(body)
+        ex.stream = stream
+        ex.mode = (headers.get("x-kilocode-mode") or "").strip().lower() or None
+        resolved = routing.resolve_virtual(model, ex.mode, settings)
+        if client == "anonymous" and not routing.is_free(resolved, settings, cat):
+            raise PaidModelAuthRequired(
+                f"{resolved} is a paid model: present your local API key "
+                "(`localgate token show`); without one only free and local models are served")
+        rt = routing.route(resolved, settings, cat, self.keys.provider_key)
+        ex.resolved_model, ex.provider, ex.route = rt.model, rt.provider, rt.kind
+        messages, ex.repairs = repair_tool_calls(body["messages"])
+        if messages is not body["messages"]:
+            body = {**body, "messages": messages}
+        opts = body.get("stream_options") or {}
+        kilo_headers = {k: v for k, v in headers.items()
+                        if k.lower().startswith(_KILO_HEADER_PREFIX)}
+        return Prepared(rt, body, stream, bool(opts.get("include_usage")), kilo_headers, ex)
+
+    def _call(self, p: Prepared, rt: routing.Route) -> HttpCall:
+        body = p.body
+        extra: dict[str, str] = {}
+        if rt.target.slug == "openrouter" and rt.kind in (routing.GATEWAY, routing.FALLBACK):
+            body = dict(body)
+            routing.openrouter_hints(body, rt.provider)
+        elif rt.target.slug == "mistral" and rt.kind == routing.BYOK:
+            messages, n = rewrite_tool_call_ids(body["messages"], "mistral")
+            if n:
+                body = {**body, "messages": messages}
+        if rt.target.slug == "kilo":
+            extra = p.kilo_headers
+        return build_chat(body, model=rt.upstream_model, api_key=rt.api_key,
+                          base_url=rt.target.base_url, stream=p.stream, extra_headers=extra)
+
+    async def open(self, p: Prepared) -> tuple[Any, routing.Route]:
+        """Send upstream; a BYOK call that fails before its first byte goes once via the gateway.
+
+        Returns (aiohttp response with headers read, the route that answered)."""
+        rt = p.route
+        try:
+            resp = await self._send(p, rt)
+        except UpstreamError as exc:
+            if rt.fallback is None:
+                raise
+            log.warning("%s failed (%s); retrying via the gateway", rt.target.name, exc.message)
+        else:
+            if rt.fallback is None or not (resp.status == 429 or resp.status >= 500):
+                return resp, rt
+            log.warning("%s answered %s; retrying via the gateway", rt.target.name, resp.status)
+            resp.release()
+        fb = rt.fallback
+        p.ex.route = fb.kind
+        return await self._send(p, fb), fb
+
+    async def _send(self, p: Prepared, rt: routing.Route) -> Any:
+        call = self._call(p, rt)
+        return await self.upstream.open(call.method, call.url, headers=call.headers,
+                                        data=call.body, who=rt.target.name)
+
+    def byok_refusal(self, rt: routing.Route, status: int, body: bytes) -> GatewayError | None:
+        """The plain-words error for a provider refusing the user's own key, else None."""
+        if rt.kind != routing.BYOK or status not in _BYOK_REFUSALS:
+            return None
+        detail = _upstream_message(body)
+        return ByokRefused(
+            f"[BYOK] {rt.target.name} {_BYOK_REFUSALS[status]} your own {rt.target.name} key "
+            f"(HTTP {status})" + (f": {detail}" if detail else ""), status=status)
+
+    def finish(self, ex: Exchange) -> None:
+        ex.latency_ms = int((time.monotonic() - ex.started) * 1000)
+        if self.on_finish is not None:
+            self.on_finish(ex)
+
+    # ---- catalog views ---------------------------------------------------------------------
+    def _key_state(self) -> tuple[Any, ...]:
+        s = self.live.settings
+        return (id(s), self.live.catalog.version, id(self.live.catalog),
+                tuple(bool(self.keys.provider_key(p)) for p in s.providers.values()))
+
+    def model_entries(self) -> list[dict[str, Any]]:
+        s, cat = self.live.settings, self.live.catalog
+        has = {p.slug: bool(self.keys.provider_key(p)) for p in s.providers.values()
+               if not p.gateway}
+        out = [catalog_mod.public_model(v, has_key=False) for v in self._virtual_entries()]
+        models = sorted(cat.models.values(),
+                        key=lambda m: (m.get("preferred_index", 1_000_000), -(m.get("created") or 0)))
+        out.extend(catalog_mod.public_model(m, has_key=has.get(m.get("provider", ""), False))
+                   for m in models)
+        return out
+
+    def models_body(self) -> bytes:
+        """`/models` JSON, cached until the settings, catalog or keys change."""
+        state = self._key_state()
+        if self._models_cache is None or self._models_cache[0] != state:
+            body = json.dumps({"object": "list", "data": self.model_entries()}).encode()
+            self._models_cache = (state, body)
+        return self._models_cache[1]
+
+    def _virtual_entries(self) -> list[dict[str, Any]]:
+        s, cat = self.live.settings, self.live.catalog
+        out = []
+        names = [("localgate/default", f"localgate: default model ({s.default_model})")]
+        names += [(n, f"{n}: picks a model by the x-kilocode-mode header (default {a.default})")
+                  for n, a in s.auto.items()]
+        for name, desc in names:
+            try:
+                target = cat.get(routing.resolve_virtual(name, None, s))
+            except GatewayError:
+                target = None
+            out.append(catalog_mod.virtual_entry(name, target, desc))
+        return out
+
+    def providers_list(self) -> list[dict[str, Any]]:
+        return [{"slug": p.slug, "name": p.name, "displayName": p.name, "baseUrl": p.base_url,
+                 "byokEnabled": not p.free, "hasKey": bool(self.keys.provider_key(p))}
+                for p in self.live.settings.providers.values()]
+
+
+def _upstream_message(body: bytes) -> str:
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return body[:200].decode("utf-8", "replace").strip()
+    err = obj.get("error") if isinstance(obj, dict) else None
+    if isinstance(err, dict):
+        return str(err.get("message") or "")[:300]
+    if isinstance(obj, dict) and isinstance(obj.get("message"), str):
+        return obj["message"][:300]
+    return str(err or "")[:300]

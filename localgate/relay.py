@@ -1,0 +1,126 @@
+"""Watches an OpenAI-format SSE stream while it is relayed byte for byte.
+
+The relay never re-serialises what it passes on: it hands complete lines through unchanged and
+only parses the few frames it must look into (usage, errors, the first content). The one edit
+it makes is dropping the usage-only chunk the daemon asked for when the client did not.
+Pure: no I/O, no asyncio.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+_NULL_USAGE = (b'"usage":null', b'"usage": null')
+_NULL_FINISH = (b'"finish_reason":null', b'"finish_reason": null')
+
+
+class SseWatcher:
+    """feed(bytes) -> bytes to send now. Holds back only an incomplete trailing line."""
+
+    __slots__ = ("drop_usage_chunk", "usage", "error", "done", "finished", "first_content",
+                 "model", "gen_id", "_buf")
+
+    def __init__(self, *, drop_usage_chunk: bool) -> None:
+        self.drop_usage_chunk = drop_usage_chunk
+        self.usage: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+        self.done = False            # saw `data: [DONE]`
+        self.finished = False        # saw a non-null finish_reason
+        self.first_content = False   # saw the first content / tool-call / reasoning delta
+        self.model: str | None = None
+        self.gen_id: str | None = None
+        self._buf = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        buf = self._buf + chunk if self._buf else chunk
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            self._buf = buf
+            return b""
+        block, self._buf = buf[: cut + 1], buf[cut + 1 :]
+        if (self.first_content and b'"usage"' not in block and b'"error"' not in block
+                and b"[DONE]" not in block and b'"finish_reason"' not in block):
+            return block  # the common mid-stream case: nothing to look at
+        return self._scan(block)
+
+    def flush(self) -> bytes:
+        """What is left at end of stream (an unterminated last line)."""
+        rest, self._buf = self._buf, b""
+        return self._scan(rest + b"\n") if rest.strip() else b""
+
+    def _scan(self, block: bytes) -> bytes:
+        lines = block.split(b"\n")
+        kept: list[bytes] = []
+        dropped = False
+        skip_blank = False
+        for line in lines:
+            if skip_blank and not line.strip():
+                skip_blank = False
+                dropped = True
+                continue
+            skip_blank = False
+            if line.startswith(b"data:") and self._look(line[5:].strip()):
+                dropped = skip_blank = True
+                continue
+            kept.append(line)
+        return b"\n".join(kept) if dropped else block
+
+    def _look(self, data: bytes) -> bool:
+        """Observe one `data:` payload; True when it must not be passed on."""
+        if data == b"[DONE]":
+            self.done = True
+            return False
+        if b'"finish_reason"' in data and not any(n in data for n in _NULL_FINISH):
+            self.finished = True
+        interesting = (not self.first_content or b'"error"' in data
+                       or (b'"usage"' in data and not any(n in data for n in _NULL_USAGE)))
+        if not interesting:
+            return False
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            return False
+        if not isinstance(obj, dict):
+            return False
+        if self.gen_id is None:
+            self.gen_id, self.model = obj.get("id"), obj.get("model")
+        if isinstance(obj.get("error"), dict):
+            self.error = obj["error"]
+        choices = obj.get("choices")
+        if not self.first_content and isinstance(choices, list) and _has_content(choices):
+            self.first_content = True
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            self.usage = usage
+            return self.drop_usage_chunk and not choices
+        return False
+
+
+def _has_content(choices: list[Any]) -> bool:
+    for c in choices:
+        delta = c.get("delta") if isinstance(c, dict) else None
+        if isinstance(delta, dict) and (delta.get("content") or delta.get("tool_calls")
+                                        or delta.get("reasoning") or delta.get("reasoning_content")):
+            return True
+    return False
+
+
+def usage_of(body: bytes) -> dict[str, Any] | None:
+    """The `usage` object of a non-streamed JSON response, if any."""
+    if b'"usage"' not in body:
+        return None
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return None
+    usage = obj.get("usage") if isinstance(obj, dict) else None
+    return usage if isinstance(usage, dict) else None
+
+
+def error_event(err: dict[str, Any], *, gen_id: str | None, model: str | None) -> bytes:
+    """OpenRouter's way to end a failed stream: an error chunk, then [DONE]."""
+    chunk = {"id": gen_id or "gen-localgate-error", "object": "chat.completion.chunk",
+             "created": 0, "model": model or "", "error": err,
+             "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]}
+    return b"data: " + json.dumps(chunk).encode() + b"\n\ndata: [DONE]\n\n"

@@ -1,0 +1,144 @@
+"""Model resolution and routing (SPEC section 4): virtual models, then the route.
+
+Pure: takes Settings, the Catalog and a key lookup, returns a Route. No I/O, no asyncio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from localgate import builtins
+from localgate.catalog import Catalog, provider_of
+from localgate.config import Provider, Settings
+from localgate.errors import InvalidRequest, ModelNotFound, ProviderKeyMissing
+
+KeyLookup = Callable[[Provider], "str | None"]
+
+# Route kinds, as reported in x-localgate-route and the spend log.
+BYOK, FREE, LOCAL, GATEWAY, FALLBACK = "byok", "free", "local", "gateway", "byok-fallback"
+# Wire formats whose direct (BYOK) call localgate can make today.
+_DIRECT_APIS = frozenset({"openai"})
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    model: str                 # the resolved model id (catalog style)
+    provider: str              # the model's provider slug (anthropic, meta-llama, ollama, ...)
+    kind: str                  # byok | free | local | gateway | byok-fallback
+    target: Provider           # where the request is sent
+    upstream_model: str        # the id sent upstream
+    api_key: str | None
+    entry: dict[str, Any] | None
+    free: bool
+    fallback: Route | None = None
+
+
+def resolve_virtual(model: str | None, mode: str | None, settings: Settings) -> str:
+    """Turn `localgate/default`, no model and `kilo-auto/*` into a concrete model id."""
+    name = model or builtins.DEFAULT_MODEL_ALIAS
+    for _ in range(8):  # a default may itself be virtual; bounded against loops in the config
+        if name == builtins.DEFAULT_MODEL_ALIAS:
+            name = settings.default_model
+            continue
+        name = builtins.AUTO_ALIASES.get(name, name)
+        auto = settings.auto.get(name)
+        if auto is None:
+            return name
+        name = auto.modes.get((mode or "").strip().lower(), auto.default)
+    raise InvalidRequest(f"virtual model {model!r} does not resolve to a model (a loop in [auto]?)",
+                         param="model")
+
+
+def _lookup(model: str, catalog: Catalog, settings: Settings) -> tuple[str, dict[str, Any] | None]:
+    """(canonical id, catalog entry). Unknown provider -> ModelNotFound."""
+    entry = catalog.get(model)
+    if entry is not None:
+        return model, entry
+    slug = provider_of(model)
+    prov = settings.providers.get(slug)
+    if prov is None or "/" not in model:
+        raise ModelNotFound(f"model {model!r} not found: its provider is neither built in nor "
+                            "configured (see `localgate models`)", param="model")
+    rest = model.partition("/")[2]
+    if not rest:
+        raise ModelNotFound(f"model {model!r} not found: no model name after the provider",
+                            param="model")
+    canonical = f"{prov.gateway_prefix}/{rest}"
+    return canonical, catalog.get(canonical)
+
+
+def _gateway_route(model: str, slug: str, entry: dict[str, Any] | None, free: bool,
+                   settings: Settings, keys: KeyLookup, kind: str) -> Route | None:
+    order = [settings.gateway] + [g for g in ("kilo", "openrouter") if g != settings.gateway]
+    for name in order:
+        gw = settings.providers[name]
+        key = keys(gw)
+        if key:
+            return Route(model, slug, kind, gw, model, key, entry, free)
+    return None
+
+
+def route(model: str, settings: Settings, catalog: Catalog, keys: KeyLookup) -> Route:
+    """Pick where a concrete model goes (SPEC 4 step 3). Raises ModelNotFound/ProviderKeyMissing."""
+    model, entry = _lookup(model, catalog, settings)
+    slug = entry["provider"] if entry else provider_of(model)
+    prov = settings.providers.get(slug)
+    free = model.endswith(":free") or bool(entry and entry.get("free"))
+    native = (entry or {}).get("native_id") or model.partition("/")[2] or model
+
+    if prov is not None and prov.free:
+        return Route(model, slug, LOCAL, prov, native, keys(prov), entry, True)
+    if free:
+        # free models stay free: they go to the hosted gateway even with a BYOK key for the
+        # provider, whose API would not know the `:free` id and would bill the user.
+        kilo = settings.kilo
+        return Route(model, slug, FREE, kilo, model, keys(kilo), entry, True)
+    if prov is not None and prov.gateway:
+        key = keys(prov)
+        if key:
+            return Route(model, slug, GATEWAY if slug == "kilo" else BYOK, prov, model, key,
+                         entry, False)
+    elif prov is not None and prov.api in _DIRECT_APIS:
+        key = keys(prov)
+        if key or (not prov.builtin and not prov.key_env):
+            fallback = None
+            if settings.fallback_to_gateway and prov.builtin:
+                fallback = _gateway_route(model, slug, entry, False, settings, keys, FALLBACK)
+            return Route(model, slug, BYOK, prov, native, key, entry, False, fallback)
+        if not prov.builtin:
+            raise ProviderKeyMissing(f"{model} needs the key of provider {slug!r}: set the "
+                                     f"environment variable {prov.key_env}")
+    found = _gateway_route(model, slug, entry, False, settings, keys, GATEWAY)
+    if found is not None:
+        return found
+    raise ProviderKeyMissing(_no_key_message(model, prov, settings))
+
+
+def _no_key_message(model: str, prov: Provider | None, settings: Settings) -> str:
+    own = ""
+    if prov is not None and prov.key_env and not prov.gateway:
+        own = f"your own {prov.name} key ({prov.key_env}, or `localgate keys set {prov.slug}`) or "
+    gw = settings.providers[settings.gateway]
+    return (f"no key to reach {model}: add {own}a key for the {gw.name} "
+            f"({gw.key_env})")
+
+
+def openrouter_hints(body: dict[str, Any], provider: str) -> None:
+    """Add the seeds' preferred inference provider as provider.order, never over the client's."""
+    preferred = builtins.OPENROUTER_ORDER.get(provider)
+    if preferred is None:
+        return
+    prefs = body.get("provider")
+    if prefs is None:
+        body["provider"] = {"order": [preferred]}
+    elif isinstance(prefs, dict) and "order" not in prefs:
+        body["provider"] = {**prefs, "order": [preferred]}
+
+
+def is_free(model: str, settings: Settings, catalog: Catalog) -> bool:
+    """Free (`:free`, free in the catalog) or served by a local provider; unknown -> 404."""
+    model, entry = _lookup(model, catalog, settings)
+    prov = settings.providers.get(entry["provider"] if entry else provider_of(model))
+    return model.endswith(":free") or bool(entry and entry.get("free")) or bool(prov and prov.free)

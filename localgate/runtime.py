@@ -1,0 +1,106 @@
+"""Running the server: headless in the foreground (`serve`), with signal handling, a state
+file for `localgate status`, and a bounded graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+
+from aiohttp import web
+
+from localgate import __version__, paths
+from localgate.app import build
+from localgate.config import Settings, is_loopback
+
+log = logging.getLogger("localgate")
+SHUTDOWN_TIMEOUT_S = 5.0
+
+
+class PortInUse(Exception):
+    pass
+
+
+async def serve(settings: Settings, host: str, port: int) -> None:
+    """Serve until SIGINT/SIGTERM. Raises PortInUse when the address is taken."""
+    built = await asyncio.to_thread(build, settings)
+    runner = web.AppRunner(built.app, handle_signals=False, access_log=None,
+                           shutdown_timeout=SHUTDOWN_TIMEOUT_S, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            raise PortInUse(f"cannot listen on {host}:{port}: "
+                            f"{'the port is already in use' if exc.errno == errno.EADDRINUSE else 'permission denied'}"
+                            " (is another localgate running? try `localgate status`, or "
+                            "`localgate serve --port N`)") from exc
+        raise
+    bound = _bound_port(runner) or port
+    if not is_loopback(host):
+        log.warning("listening on %s: reachable from other machines; every request still needs "
+                    "the local API key except free models", host)
+    for w in settings.warnings:
+        log.warning("%s", w)
+    state = paths.state_file()
+    await asyncio.to_thread(_write_state, state, host, bound)
+    print(f"localgate {__version__} listening on http://{_url_host(host)}:{bound}/v1 "
+          f"(default model {settings.default_model})", file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+        await asyncio.to_thread(_remove_state, state)
+
+
+def _bound_port(runner: web.AppRunner) -> int | None:
+    for addr in runner.addresses:
+        if isinstance(addr, tuple) and len(addr) >= 2:
+            return int(addr[1])
+    return None
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _write_state(path: os.PathLike[str], host: str, port: int) -> None:
+    from pathlib import Path
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps({"pid": os.getpid(), "host": host, "port": port,
+                             "version": __version__}))
+
+
+def _remove_state(path: os.PathLike[str]) -> None:
+    from pathlib import Path
+    try:
+        data = json.loads(Path(path).read_text())
+        if data.get("pid") == os.getpid():
+            Path(path).unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True

@@ -1,0 +1,75 @@
+"""The aiohttp application: routes, middlewares, and the one ClientSession (cleanup_ctx).
+
+make_app receives a gateway factory, so server/ never builds keystores, ledgers or providers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from localgate.auth import AnonymousLimiter, LocalAuth
+from localgate.gateway import Gateway
+from localgate.server import handlers
+from localgate.server.keys import ACTIVE, AUTH, GATEWAY, LIMITER, RELOAD, STOPPING
+from localgate.server.middleware import crash_guard, make_guard
+
+# The hosted gateway's prefixes (old and new) and the plain OpenAI one.
+PREFIXES = ("/v1", "/api/v1", "/api/gateway", "/api/gateway/v1", "/api/openrouter",
+            "/api/openrouter/v1")
+
+GatewayFactory = Callable[[aiohttp.ClientSession], Gateway]
+BackgroundTask = Callable[[Gateway], Awaitable[None]]
+
+
+def make_app(new_gateway: GatewayFactory, *, auth: LocalAuth,
+             reload: Callable[[], Awaitable[str]], allowed_hosts: frozenset[str] = frozenset(),
+             allow_ip_hosts: bool = False, max_body_bytes: int = 64 * 2**20,
+             background: list[BackgroundTask] | None = None) -> web.Application:
+    @contextlib.asynccontextmanager
+    async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(limit=512, limit_per_host=0, ttl_dns_cache=300)
+        async with aiohttp.ClientSession(connector=connector, auto_decompress=True) as session:
+            gw = new_gateway(session)
+            app[GATEWAY] = gw
+            tasks = [asyncio.create_task(job(gw)) for job in background or []]
+            yield
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def end_streams(app: web.Application) -> None:
+        app[STOPPING].set()
+        for upstream in list(app[ACTIVE]):
+            upstream.close()  # wakes the relay, which ends the client's stream with an error
+
+    app = web.Application(middlewares=[make_guard(allowed_hosts, allow_ip_hosts), crash_guard],
+                          client_max_size=max_body_bytes)
+    app[AUTH] = auth
+    app[LIMITER] = AnonymousLimiter()
+    app[STOPPING] = asyncio.Event()
+    app[ACTIVE] = set()
+    app[RELOAD] = reload
+    app.cleanup_ctx.append(gateway_ctx)
+    app.on_shutdown.append(end_streams)
+    _routes(app)
+    return app
+
+
+def _routes(app: web.Application) -> None:
+    r: Any = app.router
+    r.add_get("/health", handlers.health)
+    r.add_get("/healthz", handlers.health)
+    r.add_post("/localgate/reload", handlers.reload)
+    for pre in PREFIXES:
+        r.add_post(f"{pre}/chat/completions", handlers.chat_completions)
+        r.add_get(f"{pre}/models", handlers.list_models)
+        r.add_get(pre + "/models/{model_id:.+}", handlers.get_model)
+        r.add_get(f"{pre}/providers", handlers.list_providers)
+        r.add_get(f"{pre}/models-by-provider", handlers.models_by_provider)
+    r.add_route("*", "/api/{tail:.*}", handlers.passthrough)

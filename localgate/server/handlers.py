@@ -1,0 +1,226 @@
+"""HTTP handlers: thin — parse, call the gateway, write the bytes.
+
+The chat relay passes upstream bytes through as they arrive; relay.SseWatcher only watches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from localgate import __version__
+from localgate.auth import ANONYMOUS
+from localgate.catalog import public_model
+from localgate.errors import (AuthRequired, GatewayError, InvalidRequest, ModelNotFound,
+                              UpstreamError)
+from localgate.gateway import Exchange, Gateway, Prepared
+from localgate.relay import SseWatcher, error_event, usage_of
+from localgate.server.keys import ACTIVE, AUTH, GATEWAY, LIMITER, RELOAD, STOPPING
+from localgate.upstream import chunks, read_all
+
+log = logging.getLogger("localgate")
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+                         "te", "trailer", "trailers", "transfer-encoding", "upgrade", "host",
+                         "content-length", "content-encoding", "authorization", "x-api-key"})
+
+
+def json_response(obj: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=json.dumps(obj).encode(),
+                        content_type="application/json")
+
+
+async def _json_body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw.strip():
+        raise InvalidRequest("the request body is empty; expected a JSON object")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"the request body is not valid JSON ({exc})") from exc
+
+
+def _route_headers(p: Prepared, request_id: str) -> dict[str, str]:
+    ex = p.ex
+    return {"x-localgate-route": ex.route, "x-localgate-provider": ex.provider,
+            "x-localgate-model": ex.resolved_model, "x-request-id": request_id}
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    gw = request.app[GATEWAY]
+    rid = request["request_id"]
+    client = request.app[AUTH].client(request.headers)
+    body = await _json_body(request)
+    p = gw.prepare(body, headers=request.headers, client=client, request_id=rid)
+    if client == ANONYMOUS:
+        request.app[LIMITER].check(request.remote or "unknown")
+    ex = p.ex
+    try:
+        upstream, rt = await gw.open(p)
+        ex.http_status = upstream.status
+        ctype = upstream.headers.get("Content-Type", "")
+        if upstream.status < 400 and ctype.startswith("text/event-stream"):
+            return await _relay_stream(request, gw, p, upstream, rt.target.name)
+        return await _relay_body(gw, p, upstream, rt, rid)
+    except GatewayError as err:
+        ex.status, ex.error, ex.http_status = "error", err.message, err.status
+        raise
+    except asyncio.CancelledError:
+        ex.status = "client_closed"
+        raise
+    finally:
+        if ex.status == "in_flight":
+            ex.status = "ok"
+        gw.finish(ex)
+
+
+async def _relay_body(gw: Gateway, p: Prepared, upstream: aiohttp.ClientResponse, rt: Any,
+                      rid: str) -> web.Response:
+    try:
+        data = await read_all(upstream, rt.target.name)
+    finally:
+        upstream.release()
+    headers = _route_headers(p, rid)
+    headers["Content-Type"] = upstream.headers.get("Content-Type", "application/json")
+    if upstream.status >= 400:
+        refusal = gw.byok_refusal(rt, upstream.status, data)
+        if refusal is not None:
+            refusal.headers.update(_route_headers(p, rid))
+            raise refusal
+        p.ex.status, p.ex.error = "error", data[:300].decode("utf-8", "replace")
+        return web.Response(status=upstream.status, body=data, headers=headers)
+    p.ex.usage = usage_of(data)
+    p.ex.first_token()
+    return web.Response(status=upstream.status, body=data, headers=headers)
+
+
+async def _relay_stream(request: web.Request, gw: Gateway, p: Prepared,
+                        upstream: aiohttp.ClientResponse, who: str) -> web.StreamResponse:
+    ex = p.ex
+    out = web.StreamResponse(status=200, headers={
+        **_route_headers(p, request["request_id"]), "Content-Type": "text/event-stream",
+        "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    await out.prepare(request)
+    watch = SseWatcher(drop_usage_chunk=not p.wants_usage)
+    active = request.app[ACTIVE]
+    active.add(upstream)
+    try:
+        try:
+            async for chunk in chunks(upstream, who):
+                data = watch.feed(chunk)
+                if data:
+                    await out.write(data)
+                    if watch.first_content and ex.ttft_ms is None:
+                        ex.first_token()
+            tail = watch.flush()
+            if tail:
+                await out.write(tail)
+            if watch.error is not None:
+                ex.status, ex.error = "error", str(watch.error.get("message", watch.error))[:300]
+            elif not watch.done:
+                if not watch.finished:
+                    raise UpstreamError(f"{who} ended the stream before it was complete")
+                await out.write(b"data: [DONE]\n\n")
+        except UpstreamError as err:
+            if request.app[STOPPING].is_set():
+                err = UpstreamError("localgate is shutting down; the stream was ended")
+            ex.status, ex.error = "error", err.message
+            await out.write(error_event(err.envelope()["error"], gen_id=watch.gen_id,
+                                        model=watch.model))
+        await out.write_eof()
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        ex.status = "client_closed"
+    finally:
+        active.discard(upstream)
+        ex.usage = watch.usage
+        upstream.close()  # mid-stream exits must drop the upstream connection, not reuse it
+    return out
+
+
+async def list_models(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[GATEWAY].models_body(), content_type="application/json")
+
+
+async def get_model(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    model_id = request.match_info["model_id"]
+    entry = gw.live.catalog.get(model_id)
+    if entry is not None:
+        has = any(p.slug == entry.get("provider") and gw.keys.provider_key(p)
+                  for p in gw.live.settings.providers.values() if not p.gateway)
+        return json_response(public_model(entry, has_key=has))
+    for m in gw.model_entries()[: len(gw.live.settings.auto) + 1]:
+        if m["id"] == model_id:
+            return json_response(m)
+    raise ModelNotFound(f"model {model_id!r} is not in the catalog", param="model")
+
+
+async def list_providers(request: web.Request) -> web.Response:
+    return json_response({"data": request.app[GATEWAY].providers_list()})
+
+
+async def models_by_provider(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    names = {p.slug: p.name for p in gw.live.settings.providers.values()}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for m in gw.model_entries():
+        groups.setdefault(m["owned_by"], []).append(m)
+    providers = [{"slug": slug, "name": names.get(slug, slug),
+                  "displayName": names.get(slug, slug), "models": models}
+                 for slug, models in sorted(groups.items())]
+    return json_response({"providers": providers, "total_providers": len(providers),
+                          "total_models": sum(len(p["models"]) for p in providers),
+                          "generated_at": gw.live.catalog.generated_at})
+
+
+async def health(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    return json_response({"status": "ok", "version": __version__,
+                          "default_model": gw.live.settings.default_model})
+
+
+async def reload(request: web.Request) -> web.Response:
+    if request.app[AUTH].client(request.headers) == ANONYMOUS:
+        raise AuthRequired("reloading the configuration needs the local API key")
+    reload_fn: Any = request.app[RELOAD]
+    try:
+        default = await reload_fn()
+    except GatewayError:
+        raise
+    except Exception as exc:  # a bad config file: say so, keep serving with the old one
+        raise InvalidRequest(f"config not reloaded: {exc}") from exc
+    return json_response({"status": "reloaded", "default_model": default})
+
+
+async def passthrough(request: web.Request) -> web.StreamResponse:
+    """Any other /api/... path goes to the hosted Kilo service unchanged (local auth needed)."""
+    if request.app[AUTH].client(request.headers) == ANONYMOUS:
+        raise AuthRequired("this path is forwarded to the Kilo service and needs the local "
+                           "API key (`localgate token show`)")
+    gw = request.app[GATEWAY]
+    kilo = gw.live.settings.kilo
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+    key = gw.keys.provider_key(kilo)
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    data = await request.read() if request.body_exists else None
+    upstream = await gw.upstream.open(request.method, f"{kilo.api_url}{request.raw_path}",
+                                      headers=headers, data=data, who="the Kilo service")
+    try:
+        out = web.StreamResponse(status=upstream.status, headers={
+            k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP})
+        out.headers["x-request-id"] = request["request_id"]
+        await out.prepare(request)
+        try:
+            async for chunk in chunks(upstream, "the Kilo service"):
+                await out.write(chunk)
+        except UpstreamError:
+            pass  # headers are gone already; ending the body early is all we can do
+        await out.write_eof()
+        return out
+    finally:
+        upstream.release()
