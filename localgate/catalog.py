@@ -151,7 +151,7 @@ def public_model(m: Mapping[str, Any], *, has_key: bool) -> dict[str, Any]:
 def virtual_entry(name: str, target: Mapping[str, Any] | None, description: str) -> dict[str, Any]:
     """A catalog-like entry for a virtual model, priced and sized like the model it resolves to."""
     base = dict(target or {})
-    return {**base, "id": name, "name": description.split(":")[0], "provider": provider_of(name),
+    return {**base, "id": name, "name": description, "provider": provider_of(name),
             "description": description, "created": base.get("created", 0),
             "pricing": base.get("pricing", dict(_ZERO_PRICES)),
             "free": bool(base.get("free", False))}

@@ -106,16 +106,13 @@ def _has_content(choices: list[Any]) -> bool:
     return False
 
 
-def usage_of(body: bytes) -> dict[str, Any] | None:
-    """The `usage` object of a non-streamed JSON response, if any."""
-    if b'"usage"' not in body:
-        return None
+def parse_completion(body: bytes) -> dict[str, Any] | None:
+    """A non-streamed response body as a JSON object, or None when it is not one."""
     try:
         obj = json.loads(body)
-    except ValueError:
+    except (ValueError, UnicodeDecodeError):
         return None
-    usage = obj.get("usage") if isinstance(obj, dict) else None
-    return usage if isinstance(usage, dict) else None
+    return obj if isinstance(obj, dict) else None
 
 
 def error_event(err: dict[str, Any], *, gen_id: str | None, model: str | None) -> bytes:

@@ -118,8 +118,8 @@ def route(model: str, settings: Settings, catalog: Catalog, keys: KeyLookup) -> 
 
 def _no_key_message(model: str, prov: Provider | None, settings: Settings) -> str:
     own = ""
-    if prov is not None and prov.key_env and not prov.gateway:
-        own = f"your own {prov.name} key ({prov.key_env}, or `localgate keys set {prov.slug}`) or "
+    if prov is not None and prov.key_env and not prov.gateway and prov.api in _DIRECT_APIS:
+        own = f"your own {prov.name} key ({prov.key_env}) or "
     gw = settings.providers[settings.gateway]
     return (f"no key to reach {model}: add {own}a key for the {gw.name} "
             f"({gw.key_env})")

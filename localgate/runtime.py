@@ -16,7 +16,7 @@ import sys
 from aiohttp import web
 
 from localgate import __version__, paths
-from localgate.app import build
+from localgate.app import Built, build
 from localgate.config import Settings, is_loopback
 
 log = logging.getLogger("localgate")
@@ -27,8 +27,18 @@ class PortInUse(Exception):
     pass
 
 
-async def serve(settings: Settings, host: str, port: int) -> None:
-    """Serve until SIGINT/SIGTERM. Raises PortInUse when the address is taken."""
+class Running:
+    """A started server: its runner, the port it got, and what was built."""
+
+    def __init__(self, runner: web.AppRunner, port: int, built: Built) -> None:
+        self.runner, self.port, self.built = runner, port, built
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start(settings: Settings, host: str, port: int) -> Running:
+    """Build and listen (port 0 picks a free one). Raises PortInUse when the address is taken."""
     built = await asyncio.to_thread(build, settings)
     runner = web.AppRunner(built.app, handle_signals=False, access_log=None,
                            shutdown_timeout=SHUTDOWN_TIMEOUT_S, handler_cancellation=True)
@@ -39,12 +49,19 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     except OSError as exc:
         await runner.cleanup()
         if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-            raise PortInUse(f"cannot listen on {host}:{port}: "
-                            f"{'the port is already in use' if exc.errno == errno.EADDRINUSE else 'permission denied'}"
-                            " (is another localgate running? try `localgate status`, or "
-                            "`localgate serve --port N`)") from exc
+            why = "the port is already in use" if exc.errno == errno.EADDRINUSE \
+                else "permission denied"
+            raise PortInUse(f"cannot listen on {host}:{port}: {why} (is another localgate "
+                            "running? try `localgate status`, or `localgate serve --port N`)"
+                            ) from exc
         raise
-    bound = _bound_port(runner) or port
+    return Running(runner, _bound_port(runner) or port, built)
+
+
+async def serve(settings: Settings, host: str, port: int) -> None:
+    """Serve until SIGINT/SIGTERM. Raises PortInUse when the address is taken."""
+    running = await start(settings, host, port)
+    bound = running.port
     if not is_loopback(host):
         log.warning("listening on %s: reachable from other machines; every request still needs "
                     "the local API key except free models", host)
@@ -64,7 +81,7 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        await runner.cleanup()
+        await running.stop()
         await asyncio.to_thread(_remove_state, state)
 
 

@@ -19,8 +19,8 @@ from localgate.catalog import public_model
 from localgate.errors import (AuthRequired, GatewayError, InvalidRequest, ModelNotFound,
                               UpstreamError)
 from localgate.gateway import Exchange, Gateway, Prepared
-from localgate.relay import SseWatcher, error_event, usage_of
-from localgate.server.keys import ACTIVE, AUTH, GATEWAY, LIMITER, RELOAD, STOPPING
+from localgate.relay import SseWatcher, error_event, parse_completion
+from localgate.server.keys import ACTIVE, AUTH, GATEWAY, LIMITER, RELOAD, REQUEST_ID, STOPPING
 from localgate.upstream import chunks, read_all
 
 log = logging.getLogger("localgate")
@@ -52,7 +52,7 @@ def _route_headers(p: Prepared, request_id: str) -> dict[str, str]:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     gw = request.app[GATEWAY]
-    rid = request["request_id"]
+    rid = request[REQUEST_ID]
     client = request.app[AUTH].client(request.headers)
     body = await _json_body(request)
     p = gw.prepare(body, headers=request.headers, client=client, request_id=rid)
@@ -93,7 +93,11 @@ async def _relay_body(gw: Gateway, p: Prepared, upstream: aiohttp.ClientResponse
             raise refusal
         p.ex.status, p.ex.error = "error", data[:300].decode("utf-8", "replace")
         return web.Response(status=upstream.status, body=data, headers=headers)
-    p.ex.usage = usage_of(data)
+    obj = parse_completion(data)
+    if obj is None:
+        raise UpstreamError(f"{rt.target.name} sent a response that is not a JSON object")
+    usage = obj.get("usage")
+    p.ex.usage = usage if isinstance(usage, dict) else None
     p.ex.first_token()
     return web.Response(status=upstream.status, body=data, headers=headers)
 
@@ -102,7 +106,7 @@ async def _relay_stream(request: web.Request, gw: Gateway, p: Prepared,
                         upstream: aiohttp.ClientResponse, who: str) -> web.StreamResponse:
     ex = p.ex
     out = web.StreamResponse(status=200, headers={
-        **_route_headers(p, request["request_id"]), "Content-Type": "text/event-stream",
+        **_route_headers(p, request[REQUEST_ID]), "Content-Type": "text/event-stream",
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     await out.prepare(request)
     watch = SseWatcher(drop_usage_chunk=not p.wants_usage)
@@ -213,7 +217,7 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
     try:
         out = web.StreamResponse(status=upstream.status, headers={
             k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP})
-        out.headers["x-request-id"] = request["request_id"]
+        out.headers["x-request-id"] = request[REQUEST_ID]
         await out.prepare(request)
         try:
             async for chunk in chunks(upstream, "the Kilo service"):

@@ -17,3 +17,4 @@ STOPPING = web.AppKey("localgate.stopping", asyncio.Event)
 # In-flight upstream responses, closed on shutdown so that streams end at once.
 ACTIVE = web.AppKey("localgate.active", set[Any])
 RELOAD = web.AppKey("localgate.reload", object)
+REQUEST_ID = web.RequestKey("localgate.request_id", str)

@@ -15,6 +15,7 @@ from localgate.config import is_loopback
 from localgate.errors import (BodyTooLarge, Forbidden, GatewayError, InvalidRequest,
                               UnsupportedMediaType)
 from localgate.gateway import new_request_id
+from localgate.server.keys import REQUEST_ID
 
 log = logging.getLogger("localgate")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -57,7 +58,7 @@ def make_guard(allowed_hosts: frozenset[str], allow_ip_hosts: bool) -> Callable[
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         rid = new_request_id()
-        request["request_id"] = rid
+        request[REQUEST_ID] = rid
         try:
             name = _host_name(request.host or "").lower()
             if not (is_loopback(name) or name in allowed_hosts or name.endswith(".localhost")
@@ -125,4 +126,4 @@ async def crash_guard(request: web.Request, handler: Handler) -> web.StreamRespo
     except Exception:
         log.exception("unexpected error serving %s %s", request.method, request.path)
         return error_response(GatewayError("localgate hit an internal error; see its log"),
-                              request.get("request_id"))
+                              request.get(REQUEST_ID))

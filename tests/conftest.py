@@ -1,0 +1,101 @@
+"""Shared fixtures: an isolated LOCALGATE_HOME, a real fake upstream on 127.0.0.1, and the
+daemon started in-process exactly as `localgate serve` starts it (runtime.start)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+import tomli_w
+
+from localgate import config, runtime
+from tests.fakes import FakeUpstream
+
+LOCAL_KEY = "lg-test-local-key-0123456789"
+PROVIDER_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "XAI_API_KEY",
+                "MISTRAL_API_KEY", "OPENROUTER_API_KEY", "KILO_API_KEY", "MOONSHOT_API_KEY",
+                "MINIMAX_API_KEY", "ZAI_API_KEY", "DEEPSEEK_API_KEY", "GROQ_API_KEY")
+DIRECT = ("openai", "x-ai", "mistral", "moonshotai", "minimax", "z-ai", "deepseek", "groq",
+          "google", "openrouter", "anthropic", "ollama", "lmstudio")
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LOCALGATE_HOME", str(tmp_path))
+    monkeypatch.setenv("LOCALGATE_API_KEY", LOCAL_KEY)
+    # keyring's own configuration: a backend that never touches the developer's keychain
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+    for var in PROVIDER_ENV + ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy",
+                               "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # tests talk to loopback only
+    return tmp_path
+
+
+def provider_doc(url: str) -> dict[str, Any]:
+    """Every provider pointed at its own prefix of the fake upstream; no network refresh."""
+    providers: dict[str, Any] = {p: {"base_url": f"{url}/{p}/v1"} for p in DIRECT}
+    providers["kilo"] = {"base_url": f"{url}/api/gateway", "api_url": url}
+    return {"providers": providers, "catalog": {"refresh": False}}
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+@pytest.fixture
+async def fake(aiohttp_server: Any) -> FakeUpstream:
+    f = FakeUpstream()
+    server = await aiohttp_server(f.app)
+    f.url = str(server.make_url("")).rstrip("/")
+    return f
+
+
+class Daemon:
+    def __init__(self, running: runtime.Running, home: Path) -> None:
+        self.running = running
+        self.home = home
+        self.url = f"http://127.0.0.1:{running.port}"
+        self.live = running.built.live
+
+    def sdk(self, key: str | None = LOCAL_KEY, **kw: Any) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key=key or "anonymous",
+                                  max_retries=0, **kw)
+
+
+StartDaemon = Callable[..., Awaitable[Daemon]]
+
+
+@pytest.fixture
+async def start_daemon(fake: FakeUpstream, home: Path,
+                       monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[StartDaemon]:
+    started: list[Daemon] = []
+
+    async def start(extra: dict[str, Any] | None = None, **env: str) -> Daemon:
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        doc = merge(provider_doc(fake.url), extra or {})
+        (home / "config.toml").write_bytes(tomli_w.dumps(doc).encode())
+        settings = config.load()
+        d = Daemon(await runtime.start(settings, "127.0.0.1", 0), home)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        await d.running.stop()
+
+
+@pytest.fixture
+async def daemon(start_daemon: StartDaemon) -> Daemon:
+    return await start_daemon()
+
+
+def auth(key: str = LOCAL_KEY) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
