@@ -1,0 +1,126 @@
+"""Tokens and money: normalise the usage spellings of OpenAI, OpenRouter and Anthropic, and
+cost a request in integer microdollars (1e-6 USD). Prices are the catalog's decimal strings
+(USD per token); arithmetic is Decimal, the result an int. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+MICRO = Decimal(1_000_000)
+CHARS_PER_TOKEN = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    prompt: int = 0        # OpenAI convention: includes cached and cache-write tokens
+    completion: int = 0    # includes reasoning tokens
+    cached: int = 0
+    cache_write: int = 0
+    reasoning: int = 0
+
+
+def _int(v: Any) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+
+
+def tokens_of(u: Mapping[str, Any] | None) -> Tokens:
+    """Read any of the upstream spellings into OpenAI-convention counts."""
+    if not u:
+        return Tokens()
+    ptd = u.get("prompt_tokens_details") if isinstance(u.get("prompt_tokens_details"), dict) else {}
+    ctd = u.get("completion_tokens_details") \
+        if isinstance(u.get("completion_tokens_details"), dict) else {}
+    if "input_tokens" in u and "prompt_tokens" not in u:  # Anthropic: separate counts, add up
+        cached = _int(u.get("cache_read_input_tokens"))
+        write = _int(u.get("cache_creation_input_tokens"))
+        return Tokens(_int(u.get("input_tokens")) + cached + write, _int(u.get("output_tokens")),
+                      cached, write, 0)
+    cached = _int(ptd.get("cached_tokens")) or _int(u.get("cache_read_input_tokens"))
+    write = _int(ptd.get("cache_write_tokens")) or _int(ptd.get("cache_creation_input_tokens")) \
+        or _int(u.get("cache_creation_input_tokens"))
+    return Tokens(_int(u.get("prompt_tokens")), _int(u.get("completion_tokens")), cached, write,
+                  _int(ctd.get("reasoning_tokens")))
+
+
+def usd_to_micros(usd: Any) -> int | None:
+    if isinstance(usd, bool) or not isinstance(usd, int | float | str):
+        return None
+    try:
+        d = Decimal(str(usd))
+    except InvalidOperation:
+        return None
+    if not d.is_finite() or d < 0:
+        return None
+    return int((d * MICRO).to_integral_value(ROUND_HALF_UP))
+
+
+def upstream_cost(u: Mapping[str, Any] | None) -> int | None:
+    """The cost the upstream reported (OpenRouter accounting), in microdollars, if any."""
+    if not u:
+        return None
+    if u.get("is_byok"):
+        details = u.get("cost_details")
+        if isinstance(details, dict) and details.get("upstream_inference_cost") is not None:
+            return usd_to_micros(details["upstream_inference_cost"])
+    return usd_to_micros(u.get("cost")) if u.get("cost") is not None else None
+
+
+def _price(pricing: Mapping[str, Any], key: str) -> Decimal:
+    try:
+        d = Decimal(str(pricing.get(key) or "0"))
+    except InvalidOperation:
+        return Decimal(0)
+    return d if d.is_finite() and d > 0 else Decimal(0)
+
+
+def has_prices(pricing: Mapping[str, Any] | None) -> bool:
+    return bool(pricing) and (_price(pricing, "prompt") > 0 or _price(pricing, "completion") > 0)
+
+
+def catalog_cost(t: Tokens, pricing: Mapping[str, Any]) -> int:
+    """Tokens x per-token prices; cache reads/writes at their own prices where listed."""
+    prompt, cread, cwrite = (_price(pricing, k) for k in
+                             ("prompt", "input_cache_read", "input_cache_write"))
+    cached = min(t.cached, t.prompt)
+    written = min(t.cache_write, t.prompt - cached)
+    plain = t.prompt - cached - written
+    usd = (plain * prompt + cached * (cread or prompt) + written * (cwrite or prompt)
+           + t.completion * _price(pricing, "completion") + _price(pricing, "request"))
+    return int((usd * MICRO).to_integral_value(ROUND_HALF_UP))
+
+
+def worst_case(prompt_tokens: int, max_output: int, pricing: Mapping[str, Any]) -> int:
+    """What a request can cost at most: the prompt estimate plus all of max_output."""
+    return catalog_cost(Tokens(prompt=prompt_tokens, completion=max_output), pricing)
+
+
+def estimate_tokens(chars: int) -> int:
+    return (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
+
+
+def prompt_chars(body: Mapping[str, Any]) -> int:
+    """Characters of text a chat request sends (messages and tools), for estimates."""
+    n = 0
+    for m in body.get("messages") or ():
+        if not isinstance(m, dict):
+            continue
+        c = m.get("content")
+        if isinstance(c, str):
+            n += len(c)
+        elif isinstance(c, list):
+            n += sum(len(p.get("text") or "") for p in c if isinstance(p, dict))
+        for tc in m.get("tool_calls") or ():
+            if isinstance(tc, dict) and isinstance(tc.get("function"), dict):
+                n += len(str(tc["function"].get("arguments") or ""))
+    tools = body.get("tools")
+    if tools:
+        n += len(str(tools))
+    return n
+
+
+def micros_to_usd(micros: int) -> float:
+    return micros / 1_000_000

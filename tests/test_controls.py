@@ -1,0 +1,64 @@
+"""Allow lists and limits with reservations (pure, on a fixed clock)."""
+
+from __future__ import annotations
+
+import pytest
+
+from localgate import config
+from localgate.controls import Controls, LimitExceeded
+from localgate.errors import Forbidden
+
+
+def _controls(doc: dict) -> Controls:
+    s = config.from_document(doc)
+    return Controls(lambda: s, clock=lambda: 1_790_000_000.0)
+
+
+def test_allow_models_globs_and_providers() -> None:
+    c = _controls({"limits": {"allow_models": ["anthropic/*", "*:free"],
+                              "allow_providers": ["anthropic", "z-ai"]}})
+    c.allow(client="default", model="anthropic/claude-sonnet-4.6", provider="anthropic",
+            raw_prefix="anthropic")
+    c.allow(client="default", model="z-ai/glm-5:free", provider="z-ai", raw_prefix="z-ai")
+    with pytest.raises(Forbidden) as e:
+        c.allow(client="default", model="openai/gpt-5.2", provider="openai", raw_prefix="openai")
+    assert e.value.code == "model_not_allowed" and e.value.status == 403
+    c2 = _controls({"limits": {"allow_providers": ["mistral"]}})
+    c2.allow(client="default", model="mistralai/x", provider="mistral", raw_prefix="mistralai")
+    with pytest.raises(Forbidden) as e:
+        c2.allow(client="default", model="openai/x", provider="openai", raw_prefix="openai")
+    assert e.value.code == "provider_not_allowed"
+
+
+def test_client_allow_list() -> None:
+    c = _controls({"clients": {"vscode": {"allow_models": ["anthropic/claude-sonnet-*"]}}})
+    c.allow(client="other", model="openai/gpt-5.2", provider="openai", raw_prefix="openai")
+    with pytest.raises(Forbidden):
+        c.allow(client="vscode", model="openai/gpt-5.2", provider="openai", raw_prefix="openai")
+
+
+def test_reservations_hold_the_cap_and_settle() -> None:
+    c = _controls({"limits": {"daily_usd": 0.03}})
+    r = [c.reserve("default", 10_000) for _ in range(3)]
+    with pytest.raises(LimitExceeded) as e:
+        c.reserve("default", 10_000)
+    err = e.value.envelope()["error"]
+    assert e.value.status == 402 and err["code"] == "usage_limit_exceeded"
+    assert err["period"] == "day" and err["limit_usd"] == 0.03 and err["spent_usd"] == 0.03
+    c.settle(r[0], 2_000)  # real cost lower than the worst case frees budget
+    c.reserve("default", 8_000)
+    assert c.spent_today() == 30_000
+
+
+def test_monthly_and_client_limits_and_seed() -> None:
+    c = _controls({"limits": {"monthly_usd": 1.0}, "clients": {"ci": {"daily_usd": 0.5}}})
+    c.seed(day=0, month=990_000, per_client_day={"ci": 0})
+    with pytest.raises(LimitExceeded) as e:
+        c.reserve("default", 20_000)
+    assert e.value.extra["period"] == "month"
+    c2 = _controls({"clients": {"ci": {"daily_usd": 0.5}}})
+    c2.seed(day=0, month=0, per_client_day={"ci": 499_000})
+    c2.reserve("other", 10_000)
+    with pytest.raises(LimitExceeded) as e:
+        c2.reserve("ci", 10_000)
+    assert e.value.extra["period"] == "client_day"
