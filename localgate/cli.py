@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -130,7 +131,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
               file=sys.stderr)
     try:
         asyncio.run(runtime.serve(settings, host, port))
-    except runtime.PortInUse as exc:
+    except runtime.CannotListen as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         pass
@@ -209,18 +210,24 @@ def cmd_default(args: argparse.Namespace) -> int:
         settings = config.load()
     except ConfigError as exc:
         return _fail(f"config error: {exc}", 2)
-    if not args.model:
+    if args.model is None:
         print(json.dumps({"default_model": settings.default_model}) if args.format == "json"
               else settings.default_model)
         return 0
     model = args.model.strip()
+    if not model:
+        return _fail("expected a model id, e.g. anthropic/claude-sonnet-4.6", 2)
     try:
-        concrete = routing.resolve_virtual(model, None, settings)
-        if model not in settings.auto and model != "localgate/default":
-            routing.is_free(concrete, settings, catalog.load(paths.catalog_cache_file()))
+        # resolve as the daemon will once this is the default: catches `localgate/default`
+        # (a loop) and virtual models that end in an unknown provider
+        trial = dataclasses.replace(settings, default_model=model)
+        concrete = routing.resolve_virtual(None, None, trial)
+        routing.is_free(concrete, trial, catalog.load(paths.catalog_cache_file()))
+        path = config.save_value("routing", "default_model", model)
     except GatewayError as exc:
         return _fail(exc.message, 2)
-    path = config.save_value("routing", "default_model", model)
+    except ConfigError as exc:
+        return _fail(f"config error: {exc}", 2)
     state, live = _daemon(), ""
     if state:
         try:
@@ -266,6 +273,16 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 # ---- parser ------------------------------------------------------------------------------------
 
+def _port_arg(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {text!r}")
+    return port
+
+
 def _fmt(p: argparse.ArgumentParser, choices: Sequence[str] = FORMATS) -> None:
     p.add_argument("--format", choices=choices, default="table", help="output format")
 
@@ -279,7 +296,7 @@ def parser() -> argparse.ArgumentParser:
 
     def server_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--host", help="address to bind (default from config: 127.0.0.1)")
-        p.add_argument("--port", type=int, help="port (default from config: 8642)")
+        p.add_argument("--port", type=_port_arg, help="port (default from config: 8642)")
         p.add_argument("--log-level", default="info",
                        choices=["debug", "info", "warning", "error"], help="log verbosity")
 

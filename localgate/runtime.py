@@ -23,7 +23,11 @@ log = logging.getLogger("localgate")
 SHUTDOWN_TIMEOUT_S = 5.0
 
 
-class PortInUse(Exception):
+class CannotListen(Exception):
+    """The address cannot be listened on (bad host name, an address not on this machine)."""
+
+
+class PortInUse(CannotListen):
     pass
 
 
@@ -38,7 +42,8 @@ class Running:
 
 
 async def start(settings: Settings, host: str, port: int) -> Running:
-    """Build and listen (port 0 picks a free one). Raises PortInUse when the address is taken."""
+    """Build and listen (port 0 picks a free one). Raises PortInUse when the address is taken,
+    CannotListen when it cannot be bound for another reason."""
     built = await asyncio.to_thread(build, settings)
     runner = web.AppRunner(built.app, handle_signals=False, access_log=None,
                            shutdown_timeout=SHUTDOWN_TIMEOUT_S, handler_cancellation=True)
@@ -54,7 +59,7 @@ async def start(settings: Settings, host: str, port: int) -> Running:
             raise PortInUse(f"cannot listen on {host}:{port}: {why} (is another localgate "
                             "running? try `localgate status`, or `localgate serve --port N`)"
                             ) from exc
-        raise
+        raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     return Running(runner, _bound_port(runner) or port, built)
 
 
