@@ -204,7 +204,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_default(args: argparse.Namespace) -> int:
-    from localgate import catalog, config, keystore, routing
+    from localgate import catalog, config, routing
     from localgate.errors import ConfigError, GatewayError
     try:
         settings = config.load()
@@ -228,24 +228,155 @@ def cmd_default(args: argparse.Namespace) -> int:
         return _fail(exc.message, 2)
     except ConfigError as exc:
         return _fail(f"config error: {exc}", 2)
-    state, live = _daemon(), ""
-    if state:
-        try:
-            _http("POST", _daemon_url(state) + "/localgate/reload", key=keystore.local_key())
-            live = " (the running daemon uses it from the next request)"
-        except (OSError, ValueError) as exc:
-            live = f" (the running daemon did not confirm: {exc}; it rereads {path.name} shortly)"
-    print(f"default model: {model}{live}")
+    print(f"default model: {model}{_tell_daemon()}")
     return 0
 
 
-def cmd_token(args: argparse.Namespace) -> int:
+def _tell_daemon() -> str:
+    """Ask a running daemon to reread config and client keys; a note for the user."""
     from localgate import keystore
+    state = _daemon()
+    if not state:
+        return ""
+    try:
+        _http("POST", _daemon_url(state) + "/localgate/reload", key=keystore.local_key())
+        return " (the running daemon uses it from the next request)"
+    except (OSError, ValueError) as exc:
+        return f" (the running daemon did not confirm: {exc}; it rereads its files shortly)"
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from localgate import clients, config, keystore
+    from localgate.errors import ConfigError
     if args.token_cmd == "show":
         key = keystore.local_key(create=True)
         print(json.dumps({"name": "default", "key": key}) if args.format == "json" else key)
         return 0
-    return _fail("usage: localgate token show", 2)
+    try:
+        if args.token_cmd == "create":
+            key = clients.create(args.name)
+            if args.daily_usd is not None:
+                config.save_value("clients", args.name, {"daily_usd": args.daily_usd})
+            note = _tell_daemon()
+            if args.format == "json":
+                print(json.dumps({"name": args.name, "key": key, "daily_usd": args.daily_usd}))
+            else:
+                print(key)
+                print(f"client {args.name!r} created{note}; the key is shown only this once",
+                      file=sys.stderr)
+            return 0
+        if args.token_cmd == "revoke":
+            clients.revoke(args.name)
+            print(f"client {args.name!r} revoked{_tell_daemon()}")
+            return 0
+    except (clients.ClientError, ConfigError) as exc:
+        return _fail(str(exc), 2)
+    limits = {}
+    try:
+        limits = {n: c.daily_usd for n, c in config.load().clients.items()}
+    except ConfigError:
+        pass
+    rows = [{"name": "default", "created": None, "revoked": None, "daily_usd": None,
+             "source": "LOCALGATE_API_KEY" if os.environ.get("LOCALGATE_API_KEY") else "file"}]
+    rows += [{"name": n, "created": v.get("created"), "revoked": v.get("revoked"),
+              "daily_usd": limits.get(n), "source": "file"}
+             for n, v in sorted(clients.load().items())]
+    print_rows(rows, [("name", "name"), ("created", "created"), ("revoked", "revoked"),
+                      ("daily_usd", "daily $ limit"), ("source", "source")], args.format)
+    return 0
+
+
+def _window(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    from localgate.review import parse_when
+    return (parse_when(args.since) if args.since else None,
+            parse_when(args.until) if args.until else None)
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from localgate import ledger, review
+    try:
+        since, until = _window(args)
+    except review.WindowError as exc:
+        return _fail(str(exc), 2)
+    conn = review.open_log(paths.ledger_file())
+    rows = ledger.rows(conn, since=since, until=until, limit=args.limit) if conn else []
+    if args.format == "table":
+        if not rows:
+            print("no requests logged" + (" in that window" if conn else " yet"))
+            return 0
+        print_rows(review.log_table_rows(rows), review.LOG_COLUMNS, "table")
+    else:
+        print_rows(rows, [(f, f) for f in ledger.FIELDS], args.format)
+    return 0
+
+
+def cmd_spend(args: argparse.Namespace) -> int:
+    from localgate import review
+    try:
+        since, until = _window(args)
+    except review.WindowError as exc:
+        return _fail(str(exc), 2)
+    conn = review.open_log(paths.ledger_file())
+    if conn is None:
+        rows, total = [], {"total": "total", "requests": 0, "prompt_tokens": 0,
+                           "completion_tokens": 0, "cached_tokens": 0, "cache_write_tokens": 0,
+                           "reasoning_tokens": 0, "cost_microdollars": 0}
+    else:
+        rows, total = review.spend_summary(conn, args.by, since, until)
+    if args.format == "json":
+        print(json.dumps({"since": since, "until": until, "by": args.by, "rows": rows,
+                          "total": total}, indent=2))
+        return 0
+    cols = review.spend_columns(args.by)
+    if args.format == "csv":
+        key = args.by or "total"
+        print_rows([*rows, {**total, key: "total"}],
+                   [(k, k) for k in (key, "requests", "prompt_tokens", "completion_tokens",
+                                     "cached_tokens", "cache_write_tokens", "reasoning_tokens",
+                                     "cost_microdollars")], "csv")
+        return 0
+    print(f"spend {review.window_label(since, until)}")
+    shown = [review.with_dollars(r) for r in rows]
+    shown.append(review.with_dollars({**total, cols[0][0]: "total"}))
+    print_rows(shown, cols, "table")
+    return 0
+
+
+def cmd_limits(args: argparse.Namespace) -> int:
+    from localgate import config, controls, ledger, review
+    from localgate.errors import ConfigError
+    try:
+        for flag, key in (("daily_usd", "daily_usd"), ("monthly_usd", "monthly_usd")):
+            value = getattr(args, flag)
+            if value is not None:
+                config.save_value("limits", key, None if value < 0 else value)
+        settings = config.load()
+    except ConfigError as exc:
+        return _fail(f"config error: {exc}", 2)
+    changed = args.daily_usd is not None or args.monthly_usd is not None
+    note = _tell_daemon() if changed else ""
+    conn = review.open_log(paths.ledger_file())
+    today = ledger.spent_since(conn, controls.local_midnight_utc()) if conn else 0
+    month = ledger.spent_since(conn, controls.local_midnight_utc(month=True)) if conn else 0
+    info = {"daily_usd": settings.daily_usd, "monthly_usd": settings.monthly_usd,
+            "spent_today_usd": today / 1e6, "spent_month_usd": month / 1e6,
+            "allow_models": list(settings.allow_models),
+            "allow_providers": list(settings.allow_providers),
+            "clients": {n: {"daily_usd": c.daily_usd} for n, c in settings.clients.items()}}
+    if args.format == "json":
+        print(json.dumps(info, indent=2))
+        return 0
+    def lim(v: float | None) -> str:
+        return "none" if v is None else f"${v:,.2f}"
+    print(f"daily:   {review.dollars(today)} of {lim(settings.daily_usd)} (local day)")
+    print(f"monthly: {review.dollars(month)} of {lim(settings.monthly_usd)}")
+    print(f"models allowed:    {', '.join(settings.allow_models) or 'all'}")
+    print(f"providers allowed: {', '.join(settings.allow_providers) or 'all'}")
+    for n, c in settings.clients.items():
+        print(f"client {n}: daily {lim(c.daily_usd)}")
+    if changed:
+        print(f"limits saved{note}")
+    return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -281,6 +412,25 @@ def _port_arg(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {text!r}")
     return port
+
+
+def _usd_arg(text: str) -> float:
+    value = _signed_usd_arg(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an amount in USD >= 0, got {text!r}")
+    return value
+
+
+def _signed_usd_arg(text: str) -> float:
+    if text.strip().lower() in ("none", "off"):
+        return -1.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an amount in USD, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected an amount in USD, got {text!r}")
+    return value
 
 
 def _fmt(p: argparse.ArgumentParser, choices: Sequence[str] = FORMATS) -> None:
@@ -322,7 +472,33 @@ def parser() -> argparse.ArgumentParser:
     tsub = p.add_subparsers(dest="token_cmd", metavar="ACTION", required=True)
     t = tsub.add_parser("show", help="print the default local API key (created on first use)")
     _fmt(t, ("table", "json"))
+    t = tsub.add_parser("create", help="create a named key (shown once) for one client")
+    t.add_argument("name", help="a name for the client, e.g. vscode")
+    t.add_argument("--daily-usd", type=_usd_arg, help="this client's daily spending limit")
+    _fmt(t, ("table", "json"))
+    t = tsub.add_parser("list", help="the named keys (never the keys themselves)")
+    _fmt(t)
+    t = tsub.add_parser("revoke", help="revoke a named key (a running daemon refuses it at once)")
+    t.add_argument("name")
     p.set_defaults(fn=cmd_token)
+    p = sub.add_parser("log", help="the latest requests from the spend log, one row each")
+    p.add_argument("--limit", type=int, default=50, help="how many rows (default 50)")
+    p.add_argument("--since", help="24h, 7d, 30d, today, or an ISO date/time")
+    p.add_argument("--until", help="same forms as --since")
+    _fmt(p)
+    p.set_defaults(fn=cmd_log)
+    p = sub.add_parser("spend", help="spend totals and breakdowns from the spend log")
+    p.add_argument("--since", help="24h, 7d, 30d, today, or an ISO date/time")
+    p.add_argument("--until", help="same forms as --since")
+    p.add_argument("--by", choices=["model", "provider", "day", "client", "route"],
+                   help="break the total down")
+    _fmt(p)
+    p.set_defaults(fn=cmd_spend)
+    p = sub.add_parser("limits", help="show or set spending limits (a negative value removes one)")
+    p.add_argument("--daily-usd", type=_signed_usd_arg, help="machine-wide, per local day")
+    p.add_argument("--monthly-usd", type=_signed_usd_arg, help="machine-wide, per month")
+    _fmt(p, ("table", "json"))
+    p.set_defaults(fn=cmd_limits)
     p = sub.add_parser("config", help="where the config lives; the effective config")
     csub = p.add_subparsers(dest="config_cmd", metavar="ACTION", required=True)
     c = csub.add_parser("path", help="print the config file's path")
