@@ -195,6 +195,8 @@ class Gateway:
         """The plain-words error for a provider refusing the user's own key, else None."""
         if rt.kind != routing.BYOK or status not in _BYOK_REFUSALS:
             return None
+        if rt.api_key:  # providers may echo the refused key; our message must never show it
+            body = body.replace(rt.api_key.encode(), b"<your key>")
         detail = _upstream_message(body)
         return ByokRefused(
             f"[BYOK] {rt.target.name} {_BYOK_REFUSALS[status]} your own {rt.target.name} key "

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
+from yarl import URL
 
 from localgate.errors import UpstreamError, UpstreamTimeout
 
@@ -25,7 +26,7 @@ class Upstream:
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_s,
                                               connect=connect_s, sock_read=read_gap_s)
 
-    async def open(self, method: str, url: str, *, headers: Mapping[str, str],
+    async def open(self, method: str, url: str | URL, *, headers: Mapping[str, str],
                    data: bytes | None, who: str) -> aiohttp.ClientResponse:
         """Send the call; raise UpstreamTimeout (no headers in time) or UpstreamError."""
         try:

@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from localgate import __version__
 from localgate.auth import ANONYMOUS
@@ -125,6 +126,8 @@ async def _relay_stream(request: web.Request, gw: Gateway, p: Prepared,
                 await out.write(tail)
             if watch.error is not None:
                 ex.status, ex.error = "error", str(watch.error.get("message", watch.error))[:300]
+                if not watch.done:  # the upstream's error chunk ends the stream: close it properly
+                    await out.write(b"data: [DONE]\n\n")
             elif not watch.done:
                 if not watch.finished:
                     raise UpstreamError(f"{who} ended the stream before it was complete")
@@ -212,7 +215,9 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
     if key:
         headers["Authorization"] = f"Bearer {key}"
     data = await request.read() if request.body_exists else None
-    upstream = await gw.upstream.open(request.method, f"{kilo.api_url}{request.raw_path}",
+    # encoded=True: yarl would otherwise re-normalise the client's escapes (%2F -> /)
+    url = URL(f"{kilo.api_url}{request.raw_path}", encoded=True)
+    upstream = await gw.upstream.open(request.method, url,
                                       headers=headers, data=data, who="the Kilo service")
     try:
         out = web.StreamResponse(status=upstream.status, headers={
