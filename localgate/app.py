@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from localgate import catalog as catalog_mod, config, keystore, paths
+from localgate import catalog as catalog_mod, clients, config, keystore, ledger, paths
 from localgate.auth import LocalAuth
 from localgate.catalog import Catalog
 from localgate.config import Settings
+from localgate.controls import Controls, local_midnight_utc
 from localgate.errors import UpstreamError
 from localgate.gateway import Exchange, Gateway, Live
+from localgate.ledger import LedgerWriter
 from localgate.server import make_app
 from localgate.upstream import Upstream, get_json
 
@@ -34,6 +37,31 @@ class Built:
     app: web.Application
     live: Live
     local_key: str
+    spend_log: LedgerWriter
+    controls: Controls
+    started: str  # UTC text: rows in flight from before this are a dead daemon's
+
+    def recover(self) -> int:
+        """After the port is ours: rows a killed daemon left in flight become `interrupted`,
+        and the limits start from what the log says was spent. Blocking (SQLite)."""
+        conn = ledger.connect(self.spend_log.path)
+        try:
+            n = ledger.mark_interrupted(conn, self.started)
+            day = local_midnight_utc()
+            names = [r[0] for r in conn.execute(
+                "select distinct client from spend where ts >= ?", (day,))]
+            self.controls.seed(ledger.spent_since(conn, day),
+                               ledger.spent_since(conn, local_midnight_utc(month=True)),
+                               {c: ledger.spent_since(conn, day, c) for c in names})
+        finally:
+            conn.close()
+        if n:
+            log.warning("%d request(s) were in flight when the daemon last stopped; "
+                        "marked interrupted", n)
+        return n
+
+    def close(self) -> None:
+        self.spend_log.close()
 
 
 def _log_exchange(ex: Exchange) -> None:
@@ -52,19 +80,25 @@ def build(settings: Settings, *, config_path: Path | None = None,
     keys = keystore.EnvKeys()
     local_key = keystore.local_key(create=True)
     assert local_key is not None
-    auth = LocalAuth(local_key, lambda: keys.provider_key(live.settings.kilo))
+    named = {"digests": clients.active_digests()}
+    auth = LocalAuth(local_key, lambda: keys.provider_key(live.settings.kilo),
+                     lambda: named["digests"])
+    spend_log = LedgerWriter(paths.ledger_file())
+    controls = Controls(lambda: live.settings)
 
     def new_gateway(session: aiohttp.ClientSession) -> Gateway:
         s = live.settings
         up = Upstream(session, connect_s=s.connect_timeout_s, first_byte_s=s.first_byte_timeout_s,
                       read_gap_s=s.read_gap_timeout_s)
-        return Gateway(live, keys, up, on_finish=_log_exchange)
+        return Gateway(live, keys, up, controls=controls, spend_log=spend_log,
+                       on_finish=_log_exchange)
 
     state = {"mtime": _mtime(config_path)}
 
     async def reload() -> str:
         new = await asyncio.to_thread(config.load, config_path)
         state["mtime"] = await asyncio.to_thread(_mtime, config_path)
+        named["digests"] = await asyncio.to_thread(clients.active_digests)
         _apply(live, new)
         return new.default_model
 
@@ -72,6 +106,7 @@ def build(settings: Settings, *, config_path: Path | None = None,
         while True:
             await asyncio.sleep(CONFIG_POLL_S)
             mtime = await asyncio.to_thread(_mtime, config_path)
+            named["digests"] = await asyncio.to_thread(clients.active_digests)
             if mtime != state["mtime"]:
                 state["mtime"] = mtime
                 try:
@@ -88,7 +123,11 @@ def build(settings: Settings, *, config_path: Path | None = None,
                    allowed_hosts=frozenset(h.lower() for h in settings.allowed_hosts),
                    allow_ip_hosts=allow_ip, max_body_bytes=int(settings.max_body_mb * 2**20),
                    background=background)
-    return Built(app, live, local_key)
+    return Built(app, live, local_key, spend_log, controls, _utc_text(time.time()))
+
+
+def _utc_text(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
 def _apply(live: Live, new: Settings) -> None:

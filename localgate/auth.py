@@ -6,6 +6,7 @@ constant time and never logged.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import time
 from collections import deque
@@ -30,9 +31,11 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
 class LocalAuth:
     """Maps a presented key to a client name; a wrong key is refused, never downgraded."""
 
-    def __init__(self, local_key: str, kilo_key: Callable[[], str | None]) -> None:
+    def __init__(self, local_key: str, kilo_key: Callable[[], str | None],
+                 named: Callable[[], Mapping[str, str]] = dict) -> None:
         self._local = local_key.encode()
         self._kilo = kilo_key
+        self._named = named  # sha256 of a named client's key -> its name (revoked ones absent)
 
     def client(self, headers: Mapping[str, str]) -> str:
         token = presented_key(headers)
@@ -44,6 +47,9 @@ class LocalAuth:
         kilo = self._kilo()
         if kilo and hmac.compare_digest(raw, kilo.encode()):
             return "kilo"
+        name = self._named().get(hashlib.sha256(raw).hexdigest())
+        if name is not None:
+            return name
         raise AuthRequired("the API key presented is not a localgate key: use the key shown by "
                            "`localgate token show` (or no key, for free models only)",
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})

@@ -61,12 +61,13 @@ class Controls:
         self._spent: dict[tuple[str, ...], int] = {}  # settled + reserved, per period key
 
     def seed(self, day: int, month: int, per_client_day: Mapping[str, int]) -> None:
-        """Start from what the spend log says was spent today / this month."""
+        """Add what the spend log says was spent today / this month before this start (on top
+        of anything reserved since, so a request served meanwhile is not forgotten)."""
         now = self._clock()
         d, m = day_key(now), month_key(now)
-        self._spent = {("day", d): day, ("month", m): month}
-        for client, micros in per_client_day.items():
-            self._spent[("client_day", d, client)] = micros
+        for key, micros in [(("day", d), day), (("month", m), month)] + [
+                (("client_day", d, c), v) for c, v in per_client_day.items()]:
+            self._spent[key] = self._spent.get(key, 0) + micros
 
     def allow(self, *, client: str, model: str, provider: str, raw_prefix: str) -> None:
         """Allow lists (machine-wide and the client's); raises Forbidden (403)."""

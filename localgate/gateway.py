@@ -15,11 +15,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from localgate import catalog as catalog_mod, routing
-from localgate.catalog import Catalog
+from localgate import accounting, catalog as catalog_mod, routing
+from localgate.catalog import Catalog, provider_of
 from localgate.config import Provider, Settings
+from localgate.controls import DEFAULT_MAX_OUTPUT, Controls, Reservation
 from localgate.errors import (ByokRefused, GatewayError, InvalidRequest, PaidModelAuthRequired,
                               UpstreamError)
+from localgate.ledger import SpendEntry
+from localgate.pricing import estimate_tokens, prompt_chars, worst_case
 from localgate.providers import HttpCall, build_chat
 from localgate.repair import repair_tool_calls, rewrite_tool_call_ids
 from localgate.upstream import Upstream
@@ -33,6 +36,10 @@ _BYOK_REFUSALS = {401: "refused (invalid or revoked key)", 402: "refused (insuff
 
 class KeySource(Protocol):
     def provider_key(self, provider: Provider) -> str | None: ...
+
+
+class SpendLog(Protocol):
+    def write(self, entry: SpendEntry) -> None: ...
 
 
 @dataclass
@@ -65,6 +72,11 @@ class Exchange:
     latency_ms: int | None = None
     repairs: int = 0
     error: str | None = None
+    rt: routing.Route | None = None          # the route that is (or was) serving it
+    reservation: Reservation | None = None   # worst-case cost held against the limits
+    prompt_chars: int = 0                    # for estimates when no usage is reported
+    content_chars: int = 0
+    begun: bool = False
 
     def first_token(self) -> None:
         if self.ttft_ms is None:
@@ -117,39 +129,64 @@ def _validate(body: Any) -> tuple[str | None, bool]:
 
 
 class Gateway:
-    def __init__(self, live: Live, keys: KeySource, upstream: Upstream,
+    def __init__(self, live: Live, keys: KeySource, upstream: Upstream, *,
+                 controls: Controls | None = None, spend_log: SpendLog | None = None,
                  on_finish: Callable[[Exchange], None] | None = None) -> None:
         self.live = live
         self.keys = keys
         self.upstream = upstream
+        self.controls = controls or Controls(lambda: self.live.settings)
+        self.spend_log = spend_log
         self.on_finish = on_finish
         self._models_cache: tuple[Any, bytes] | None = None
 
     # ---- chat ------------------------------------------------------------------------------
-    def prepare(self, body: Any, *, headers: Mapping[str, str], client: str,
-                request_id: str) -> Prepared:
-        """Validate, resolve and route a chat request; raises GatewayError before any I/O."""
-        settings, cat = self.live.settings, self.live.catalog
+    def accept(self, body: Any, *, headers: Mapping[str, str], client: str,
+               request_id: str) -> Exchange:
+        """The record of a request, from the moment it is accepted."""
+        model = body.get("model") if isinstance(body, dict) else None
         ex = Exchange(request_id, _utc_now(), client, headers.get("User-Agent", ""),
-                      body.get("model") if isinstance(body, dict) and
-                      isinstance(body.get("model"), str) else "")
-        model, stream = _validate(body)
-        ex.stream = stream
+                      model if isinstance(model, str) else "")
         ex.mode = (headers.get("x-kilocode-mode") or "").strip().lower() or None
+        return ex
+
+    def prepare(self, ex: Exchange, body: Any, *, headers: Mapping[str, str]) -> Prepared:
+        """Validate, resolve, apply the controls and route; raises GatewayError before any I/O
+        (SPEC 4: virtual models, then controls, then the route)."""
+        settings, cat = self.live.settings, self.live.catalog
+        model, ex.stream = _validate(body)
         resolved = routing.resolve_virtual(model, ex.mode, settings)
-        if client == "anonymous" and not routing.is_free(resolved, settings, cat):
+        canonical, entry = routing.lookup(resolved, cat, settings)
+        ex.resolved_model, ex.provider = canonical, entry["provider"] if entry else \
+            provider_of(canonical)
+        free = routing.is_free(resolved, settings, cat)
+        if ex.client == "anonymous" and not free:
             raise PaidModelAuthRequired(
-                f"{resolved} is a paid model: present your local API key "
+                f"{canonical} is a paid model: present your local API key "
                 "(`localgate token show`); without one only free and local models are served")
+        self.controls.allow(client=ex.client, model=canonical, provider=ex.provider,
+                            raw_prefix=resolved.partition("/")[0])
+        ex.prompt_chars = prompt_chars(body)
+        if not free:
+            ex.reservation = self.controls.reserve(ex.client, self._worst_case(body, entry, ex))
         rt = routing.route(resolved, settings, cat, self.keys.provider_key)
-        ex.resolved_model, ex.provider, ex.route = rt.model, rt.provider, rt.kind
+        ex.rt, ex.route = rt, rt.kind
         messages, ex.repairs = repair_tool_calls(body["messages"])
         if messages is not body["messages"]:
             body = {**body, "messages": messages}
         opts = body.get("stream_options") or {}
         kilo_headers = {k: v for k, v in headers.items()
                         if k.lower().startswith(_KILO_HEADER_PREFIX)}
-        return Prepared(rt, body, stream, bool(opts.get("include_usage")), kilo_headers, ex)
+        return Prepared(rt, body, ex.stream, bool(opts.get("include_usage")), kilo_headers, ex)
+
+    @staticmethod
+    def _worst_case(body: Mapping[str, Any], entry: Mapping[str, Any] | None,
+                    ex: Exchange) -> int:
+        out = body.get("max_completion_tokens") or body.get("max_tokens")
+        if not isinstance(out, int) or isinstance(out, bool) or out <= 0:
+            out = (entry or {}).get("max_completion_tokens") or DEFAULT_MAX_OUTPUT
+        return worst_case(estimate_tokens(ex.prompt_chars), int(out),
+                          (entry or {}).get("pricing") or {})
 
     def _call(self, p: Prepared, rt: routing.Route) -> HttpCall:
         body = p.body
@@ -202,10 +239,53 @@ class Gateway:
             f"[BYOK] {rt.target.name} {_BYOK_REFUSALS[status]} your own {rt.target.name} key "
             f"(HTTP {status})" + (f": {detail}" if detail else ""), status=status)
 
+    def begin(self, ex: Exchange) -> None:
+        """Write the in-flight row: from here on even a killed daemon leaves a record."""
+        ex.begun = True
+        if self.spend_log is not None:
+            self.spend_log.write(self._entry(ex, *self._cost(ex)))
+
+    def refuse(self, ex: Exchange, err: GatewayError) -> None:
+        """A request refused before anything was sent: one complete row."""
+        ex.status = "refused" if err.status in (401, 402, 403, 404, 429) else "error"
+        ex.http_status, ex.error = err.status, err.message
+        self.finish(ex)
+
     def finish(self, ex: Exchange) -> None:
+        """Settle the reservation to the real cost and complete the row."""
         ex.latency_ms = int((time.monotonic() - ex.started) * 1000)
+        micros, source, tokens = self._cost(ex)
+        if ex.reservation is not None:
+            self.controls.settle(ex.reservation, micros)
+        elif micros:
+            self.controls.record(ex.client, micros)
+        if self.spend_log is not None:
+            self.spend_log.write(self._entry(ex, micros, source, tokens))
         if self.on_finish is not None:
             self.on_finish(ex)
+
+    def usage_with_cost(self, ex: Exchange, usage: dict[str, Any]) -> dict[str, Any] | None:
+        """`usage` plus cost fields for routes localgate costs itself (None: leave it be)."""
+        ex.usage = usage
+        return accounting.usage_with_cost(ex.route, usage, self._cost(ex)[0])
+
+    def _cost(self, ex: Exchange) -> tuple[int, str | None, Any]:
+        rt = ex.rt
+        if rt is None:
+            return 0, None, accounting.Tokens()
+        entry = rt.entry if ex.route != routing.FALLBACK or rt.fallback is None \
+            else rt.fallback.entry
+        return accounting.cost(ex.route, rt.free, ex.usage, (entry or {}).get("pricing"),
+                               ex.prompt_chars, ex.content_chars)
+
+    @staticmethod
+    def _entry(ex: Exchange, micros: int, source: str | None, tokens: Any) -> SpendEntry:
+        return accounting.entry(
+            id=ex.id, ts=ex.ts, client=ex.client, user_agent=ex.user_agent, model=ex.model,
+            resolved_model=ex.resolved_model, provider=ex.provider, route=ex.route, mode=ex.mode,
+            stream=ex.stream, status=ex.status, http_status=ex.http_status or None,
+            tokens=tokens, micros=micros, source=source if ex.rt else None, ttft_ms=ex.ttft_ms,
+            latency_ms=ex.latency_ms, repairs=ex.repairs, error=ex.error)
 
     # ---- catalog views ---------------------------------------------------------------------
     def _key_state(self) -> tuple[Any, ...]:

@@ -9,7 +9,13 @@ Pure: no I/O, no asyncio.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from typing import Any
+
+# the text a stream delivers, counted for estimates when the upstream reports no usage
+_TEXT = re.compile(rb'"(?:content|arguments|reasoning|reasoning_content)":\s*"((?:[^"\\]|\\.)*)"')
+UsageHook = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
 _NULL_USAGE = (b'"usage":null', b'"usage": null')
 _NULL_FINISH = (b'"finish_reason":null', b'"finish_reason": null')
@@ -18,11 +24,13 @@ _NULL_FINISH = (b'"finish_reason":null', b'"finish_reason": null')
 class SseWatcher:
     """feed(bytes) -> bytes to send now. Holds back only an incomplete trailing line."""
 
-    __slots__ = ("drop_usage_chunk", "usage", "error", "done", "finished", "first_content",
-                 "model", "gen_id", "_buf")
+    __slots__ = ("drop_usage_chunk", "on_usage", "usage", "error", "done", "finished",
+                 "first_content", "model", "gen_id", "text_chars", "_buf")
 
-    def __init__(self, *, drop_usage_chunk: bool) -> None:
+    def __init__(self, *, drop_usage_chunk: bool, on_usage: UsageHook | None = None) -> None:
         self.drop_usage_chunk = drop_usage_chunk
+        self.on_usage = on_usage    # may return a new usage object to send instead
+        self.text_chars = 0
         self.usage: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
         self.done = False            # saw `data: [DONE]`
@@ -39,6 +47,7 @@ class SseWatcher:
             self._buf = buf
             return b""
         block, self._buf = buf[: cut + 1], buf[cut + 1 :]
+        self.text_chars += text_chars(block)
         if (self.first_content and b'"usage"' not in block and b'"error"' not in block
                 and b"[DONE]" not in block and b'"finish_reason"' not in block):
             return block  # the common mid-stream case: nothing to look at
@@ -52,37 +61,40 @@ class SseWatcher:
     def _scan(self, block: bytes) -> bytes:
         lines = block.split(b"\n")
         kept: list[bytes] = []
-        dropped = False
-        skip_blank = False
+        changed = skip_blank = False
         for line in lines:
             if skip_blank and not line.strip():
                 skip_blank = False
-                dropped = True
                 continue
             skip_blank = False
-            if line.startswith(b"data:") and self._look(line[5:].strip()):
-                dropped = skip_blank = True
-                continue
+            if line.startswith(b"data:"):
+                new = self._look(line[5:].strip())
+                if new is not None:
+                    changed = True
+                    if not new:
+                        skip_blank = True  # the event's blank line goes with it
+                        continue
+                    line = b"data: " + new
             kept.append(line)
-        return b"\n".join(kept) if dropped else block
+        return b"\n".join(kept) if changed else block
 
-    def _look(self, data: bytes) -> bool:
-        """Observe one `data:` payload; True when it must not be passed on."""
+    def _look(self, data: bytes) -> bytes | None:
+        """Observe one `data:` payload: None keeps it, b"" drops it, else its replacement."""
         if data == b"[DONE]":
             self.done = True
-            return False
+            return None
         if b'"finish_reason"' in data and not any(n in data for n in _NULL_FINISH):
             self.finished = True
         interesting = (not self.first_content or b'"error"' in data
                        or (b'"usage"' in data and not any(n in data for n in _NULL_USAGE)))
         if not interesting:
-            return False
+            return None
         try:
             obj = json.loads(data)
         except ValueError:
-            return False
+            return None
         if not isinstance(obj, dict):
-            return False
+            return None
         if self.gen_id is None:
             self.gen_id, self.model = obj.get("id"), obj.get("model")
         if isinstance(obj.get("error"), dict):
@@ -91,10 +103,20 @@ class SseWatcher:
         if not self.first_content and isinstance(choices, list) and _has_content(choices):
             self.first_content = True
         usage = obj.get("usage")
-        if isinstance(usage, dict):
-            self.usage = usage
-            return self.drop_usage_chunk and not choices
-        return False
+        if not isinstance(usage, dict):
+            return None
+        self.usage = usage
+        if self.drop_usage_chunk and not choices:
+            return b""
+        new = self.on_usage(usage) if self.on_usage is not None else None
+        if new is None:
+            return None
+        return json.dumps({**obj, "usage": new}, separators=(",", ":")).encode()
+
+
+def text_chars(data: bytes) -> int:
+    """Characters of generated text (content, tool arguments, reasoning) in raw JSON bytes."""
+    return sum(len(m.group(1)) for m in _TEXT.finditer(data))
 
 
 def _has_content(choices: list[Any]) -> bool:

@@ -51,7 +51,8 @@ def resolve_virtual(model: str | None, mode: str | None, settings: Settings) -> 
                          param="model")
 
 
-def _lookup(model: str, catalog: Catalog, settings: Settings) -> tuple[str, dict[str, Any] | None]:
+def lookup(model: str, catalog: Catalog,
+           settings: Settings) -> tuple[str, dict[str, Any] | None]:
     """(canonical id, catalog entry). Unknown provider -> ModelNotFound."""
     entry = catalog.get(model)
     if entry is not None:
@@ -82,7 +83,7 @@ def _gateway_route(model: str, slug: str, entry: dict[str, Any] | None, free: bo
 
 def route(model: str, settings: Settings, catalog: Catalog, keys: KeyLookup) -> Route:
     """Pick where a concrete model goes (SPEC 4 step 3). Raises ModelNotFound/ProviderKeyMissing."""
-    model, entry = _lookup(model, catalog, settings)
+    model, entry = lookup(model, catalog, settings)
     slug = entry["provider"] if entry else provider_of(model)
     prov = settings.providers.get(slug)
     free = model.endswith(":free") or bool(entry and entry.get("free"))
@@ -139,6 +140,6 @@ def openrouter_hints(body: dict[str, Any], provider: str) -> None:
 
 def is_free(model: str, settings: Settings, catalog: Catalog) -> bool:
     """Free (`:free`, free in the catalog) or served by a local provider; unknown -> 404."""
-    model, entry = _lookup(model, catalog, settings)
+    model, entry = lookup(model, catalog, settings)
     prov = settings.providers.get(entry["provider"] if entry else provider_of(model))
     return model.endswith(":free") or bool(entry and entry.get("free")) or bool(prov and prov.free)

@@ -39,6 +39,7 @@ class Running:
 
     async def stop(self) -> None:
         await self.runner.cleanup()
+        await asyncio.to_thread(self.built.close)
 
 
 async def start(settings: Settings, host: str, port: int) -> Running:
@@ -53,6 +54,7 @@ async def start(settings: Settings, host: str, port: int) -> Running:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
+        await asyncio.to_thread(built.close)
         if exc.errno in (errno.EADDRINUSE, errno.EACCES):
             why = "the port is already in use" if exc.errno == errno.EADDRINUSE \
                 else "permission denied"
@@ -60,6 +62,8 @@ async def start(settings: Settings, host: str, port: int) -> Running:
                             "running? try `localgate status`, or `localgate serve --port N`)"
                             ) from exc
         raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    # only once the port is ours: a second daemon that cannot listen must not touch the log
+    await asyncio.to_thread(built.recover)
     return Running(runner, _bound_port(runner) or port, built)
 
 

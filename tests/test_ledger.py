@@ -71,7 +71,9 @@ def test_writer_rewrites_the_same_row_and_marks_interrupted(tmp_path: Path) -> N
         assert [r["id"] for r in got] == ["r2", "r1"]
         assert got[1]["status"] == "ok" and got[1]["cost_microdollars"] == 42
         assert got[1]["stream"] is True
-        assert ledger.mark_interrupted(w.conn) == 1
+        # only rows accepted before this start belong to a dead daemon
+        assert ledger.mark_interrupted(w.conn, "2026-11-21T10:00:00.500Z") == 0
+        assert ledger.mark_interrupted(w.conn, "2026-11-21T10:00:02.000Z") == 1
         assert ledger.rows(w.conn)[0]["status"] == "interrupted"
     finally:
         w.close()

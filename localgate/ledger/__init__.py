@@ -78,11 +78,11 @@ def row_dict(row: sqlite3.Row) -> dict[str, Any]:
     return d
 
 
-def mark_interrupted(conn: sqlite3.Connection) -> int:
-    """Rows a killed daemon left in flight become `interrupted`; returns how many."""
+def mark_interrupted(conn: sqlite3.Connection, before: str) -> int:
+    """Rows a killed daemon left in flight (accepted before `before`) become `interrupted`."""
     cur = conn.execute("update spend set status = 'interrupted', "
                        "error = coalesce(error, 'the daemon stopped before the request ended') "
-                       "where status = 'in_flight'")
+                       "where status = 'in_flight' and ts < ?", (before,))
     return cur.rowcount
 
 

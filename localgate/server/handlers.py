@@ -20,7 +20,7 @@ from localgate.catalog import public_model
 from localgate.errors import (AuthRequired, GatewayError, InvalidRequest, ModelNotFound,
                               UpstreamError)
 from localgate.gateway import Exchange, Gateway, Prepared
-from localgate.relay import SseWatcher, error_event, parse_completion
+from localgate.relay import SseWatcher, error_event, parse_completion, text_chars
 from localgate.server.keys import ACTIVE, AUTH, GATEWAY, LIMITER, RELOAD, REQUEST_ID, STOPPING
 from localgate.upstream import chunks, read_all
 
@@ -56,10 +56,15 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     rid = request[REQUEST_ID]
     client = request.app[AUTH].client(request.headers)
     body = await _json_body(request)
-    p = gw.prepare(body, headers=request.headers, client=client, request_id=rid)
-    if client == ANONYMOUS:
-        request.app[LIMITER].check(request.remote or "unknown")
-    ex = p.ex
+    ex = gw.accept(body, headers=request.headers, client=client, request_id=rid)
+    try:
+        p = gw.prepare(ex, body, headers=request.headers)
+        if client == ANONYMOUS:
+            request.app[LIMITER].check(request.remote or "unknown")
+    except GatewayError as err:
+        gw.refuse(ex, err)
+        raise
+    gw.begin(ex)
     try:
         upstream, rt = await gw.open(p)
         ex.http_status = upstream.status
@@ -79,6 +84,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         gw.finish(ex)
 
 
+_PASSED_ON = ("Retry-After", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
+              "x-ratelimit-reset-requests", "x-ratelimit-limit-tokens",
+              "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens")
+
+
 async def _relay_body(gw: Gateway, p: Prepared, upstream: aiohttp.ClientResponse, rt: Any,
                       rid: str) -> web.Response:
     try:
@@ -88,17 +98,23 @@ async def _relay_body(gw: Gateway, p: Prepared, upstream: aiohttp.ClientResponse
     headers = _route_headers(p, rid)
     headers["Content-Type"] = upstream.headers.get("Content-Type", "application/json")
     if upstream.status >= 400:
+        back_off = {h: upstream.headers[h] for h in _PASSED_ON if h in upstream.headers}
         refusal = gw.byok_refusal(rt, upstream.status, data)
         if refusal is not None:
-            refusal.headers.update(_route_headers(p, rid))
+            refusal.headers.update(_route_headers(p, rid), **back_off)
             raise refusal
         p.ex.status, p.ex.error = "error", data[:300].decode("utf-8", "replace")
-        return web.Response(status=upstream.status, body=data, headers=headers)
+        return web.Response(status=upstream.status, body=data, headers={**headers, **back_off})
     obj = parse_completion(data)
     if obj is None:
         raise UpstreamError(f"{rt.target.name} sent a response that is not a JSON object")
     usage = obj.get("usage")
-    p.ex.usage = usage if isinstance(usage, dict) else None
+    if isinstance(usage, dict):
+        new = gw.usage_with_cost(p.ex, usage)
+        if new is not None:
+            data = json.dumps({**obj, "usage": new}, ensure_ascii=False).encode()
+    else:
+        p.ex.content_chars = text_chars(data)
     p.ex.first_token()
     return web.Response(status=upstream.status, body=data, headers=headers)
 
@@ -110,7 +126,8 @@ async def _relay_stream(request: web.Request, gw: Gateway, p: Prepared,
         **_route_headers(p, request[REQUEST_ID]), "Content-Type": "text/event-stream",
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     await out.prepare(request)
-    watch = SseWatcher(drop_usage_chunk=not p.wants_usage)
+    watch = SseWatcher(drop_usage_chunk=not p.wants_usage,
+                       on_usage=lambda usage: gw.usage_with_cost(ex, usage))
     active = request.app[ACTIVE]
     active.add(upstream)
     try:
@@ -143,7 +160,7 @@ async def _relay_stream(request: web.Request, gw: Gateway, p: Prepared,
         ex.status = "client_closed"
     finally:
         active.discard(upstream)
-        ex.usage = watch.usage
+        ex.usage, ex.content_chars = watch.usage, watch.text_chars
         upstream.close()  # mid-stream exits must drop the upstream connection, not reuse it
     return out
 

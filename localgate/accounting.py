@@ -1,0 +1,69 @@
+"""What a finished request used and cost, and the row the spend log keeps of it.
+
+cost source, in order: `free` (free and local routes cost 0); `upstream` (the upstream reported
+`usage.cost`, or `cost_details.upstream_inference_cost` for BYOK at OpenRouter); `catalog`
+(reported tokens x the catalog's prices, cache prices applied); `estimated` (no usage reported:
+tokens estimated from text length, priced from the catalog when it has prices, else 0).
+Pure; imports pricing and the ledger's row type only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from localgate.ledger import SpendEntry
+from localgate.pricing import (Tokens, catalog_cost, estimate_tokens, has_prices, tokens_of,
+                               upstream_cost)
+
+__all__ = ["Tokens", "cost", "entry", "usage_with_cost"]
+
+# Routes whose spend localgate computes itself and reports back in `usage` (SPEC section 5).
+SELF_COSTED = frozenset({"byok", "local", "free"})
+FREE_ROUTES = frozenset({"free", "local"})
+
+
+def cost(route: str, free: bool, usage: Mapping[str, Any] | None,
+         pricing: Mapping[str, Any] | None, prompt_chars: int,
+         content_chars: int) -> tuple[int, str, Tokens]:
+    """(microdollars, cost_source, tokens) for one request."""
+    reported = tokens_of(usage)
+    known = bool(usage) and (reported.prompt > 0 or reported.completion > 0)
+    if free or route in FREE_ROUTES:
+        return 0, "free", reported if known else _estimate(prompt_chars, content_chars)
+    up = upstream_cost(usage)
+    if up is not None:
+        return up, "upstream", reported
+    if known:
+        if has_prices(pricing):
+            return catalog_cost(reported, pricing), "catalog", reported
+        return 0, "estimated", reported  # tokens are real, but no price is known for them
+    t = _estimate(prompt_chars, content_chars)
+    return (catalog_cost(t, pricing) if has_prices(pricing) else 0), "estimated", t
+
+
+def _estimate(prompt_chars: int, content_chars: int) -> Tokens:
+    return Tokens(prompt=estimate_tokens(prompt_chars), completion=estimate_tokens(content_chars))
+
+
+def usage_with_cost(route: str, usage: Mapping[str, Any], micros: int) -> dict[str, Any] | None:
+    """The usage object with OpenRouter's accounting fields added, for routes localgate costs
+    itself (None when nothing is to change: a gateway's own figures are passed on as they are)."""
+    if route not in SELF_COSTED or "cost" in usage:
+        return None
+    usd = micros / 1_000_000
+    return {**usage, "cost": usd, "is_byok": route == "byok",
+            "cost_details": {**(usage.get("cost_details") or {}),
+                             "upstream_inference_cost": usd}}
+
+
+def entry(*, id: str, ts: str, client: str, user_agent: str, model: str, resolved_model: str,
+          provider: str, route: str, mode: str | None, stream: bool, status: str,
+          http_status: int | None, tokens: Tokens, micros: int, source: str | None,
+          ttft_ms: int | None, latency_ms: int | None, repairs: int,
+          error: str | None) -> SpendEntry:
+    return SpendEntry(id, ts, client, user_agent or None, model or None, resolved_model or None,
+                      provider or None, route or None, mode, stream, status, http_status,
+                      tokens.prompt, tokens.completion, tokens.cached, tokens.cache_write,
+                      tokens.reasoning, micros, source, ttft_ms, latency_ms, repairs,
+                      (error or None) and error[:500])
