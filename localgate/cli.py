@@ -157,6 +157,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         info["monthly_limit_usd"] = settings.monthly_usd
     except ConfigError as exc:
         info["config_error"] = str(exc)
+    from localgate import controls, ledger, review
+    conn = review.open_log(paths.ledger_file())
+    info["spent_today_usd"] = (ledger.spent_since(conn, controls.local_midnight_utc())
+                               if conn else 0) / 1e6
     if state:
         url = _daemon_url(state)
         try:
@@ -170,10 +174,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
     else:
         print(f"localgate {'running at ' + info['url'] if info['running'] else 'not running'}")
-        for key in ("pid", "default_model", "daily_limit_usd", "monthly_limit_usd",
-                    "config_error", "note"):
+        for key in ("pid", "default_model", "config_error", "note"):
             if info.get(key) is not None:
                 print(f"  {key.replace('_', ' ')}: {info[key]}")
+        limit = info.get("daily_limit_usd")
+        print(f"  spent today: {review.dollars(round(info['spent_today_usd'] * 1e6))}"
+              + (f" of ${limit:,.2f} daily limit" if limit is not None else " (no daily limit)"))
     return 0 if info["running"] else 3
 
 
