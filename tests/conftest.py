@@ -3,11 +3,14 @@ daemon started in-process exactly as `localgate serve` starts it (runtime.start)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import openai
+from blockbuster import blockbuster_ctx
 import pytest
 import tomli_w
 
@@ -20,6 +23,14 @@ PROVIDER_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "XAI_AP
                 "MINIMAX_API_KEY", "ZAI_API_KEY", "DEEPSEEK_API_KEY", "GROQ_API_KEY")
 DIRECT = ("openai", "x-ai", "mistral", "moonshotai", "minimax", "z-ai", "deepseek", "groq",
           "google", "openrouter", "anthropic", "ollama", "lmstudio")
+
+
+@pytest.fixture(autouse=True)
+def blockbuster() -> Iterator[None]:
+    """A blocking call (file, socket, sleep, SQLite...) made by localgate's code inside a
+    coroutine fails the test: the event loop must never wait on I/O."""
+    with blockbuster_ctx("localgate"):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +93,7 @@ async def start_daemon(fake: FakeUpstream, home: Path,
             monkeypatch.setenv(k, v)
         doc = merge(provider_doc(fake.url), extra or {})
         (home / "config.toml").write_bytes(tomli_w.dumps(doc).encode())
-        settings = config.load()
+        settings = await asyncio.to_thread(config.load)
         d = Daemon(await runtime.start(settings, "127.0.0.1", 0), home)
         started.append(d)
         return d
