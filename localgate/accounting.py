@@ -3,7 +3,8 @@
 cost source, in order: `free` (free and local routes cost 0); `upstream` (the upstream reported
 `usage.cost`, or `cost_details.upstream_inference_cost` for BYOK at OpenRouter); `catalog`
 (reported tokens x the catalog's prices, cache prices applied); `estimated` (no usage reported:
-tokens estimated from text length, priced from the catalog when it has prices, else 0).
+tokens estimated from text length, priced from the catalog when it has prices, else 0; and 0
+when the upstream answered an error before any output, which nobody bills).
 Pure; imports pricing and the ledger's row type only.
 """
 
@@ -25,8 +26,9 @@ FREE_ROUTES = frozenset({"free", "local"})
 
 def cost(route: str, free: bool, usage: Mapping[str, Any] | None,
          pricing: Mapping[str, Any] | None, prompt_chars: int,
-         content_chars: int) -> tuple[int, str, Tokens]:
-    """(microdollars, cost_source, tokens) for one request."""
+         content_chars: int, *, failed: bool = False) -> tuple[int, str, Tokens]:
+    """(microdollars, cost_source, tokens) for one request. `failed`: the upstream answered
+    an error status (or none at all), so without usage or output nothing was used."""
     reported = tokens_of(usage)
     known = bool(usage) and (reported.prompt > 0 or reported.completion > 0)
     if free or route in FREE_ROUTES:
@@ -38,6 +40,8 @@ def cost(route: str, free: bool, usage: Mapping[str, Any] | None,
         if has_prices(pricing):
             return catalog_cost(reported, pricing), "catalog", reported
         return 0, "estimated", reported  # tokens are real, but no price is known for them
+    if failed and not content_chars:
+        return 0, "estimated", Tokens()
     t = _estimate(prompt_chars, content_chars)
     return (catalog_cost(t, pricing) if has_prices(pricing) else 0), "estimated", t
 

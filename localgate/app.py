@@ -65,9 +65,13 @@ class Built:
 
 
 def _log_exchange(ex: Exchange) -> None:
+    # spend.db records every request; stderr gets failures, and the rest only when debugging
+    level = logging.WARNING if ex.status == "error" else logging.DEBUG
+    if not log.isEnabledFor(level):
+        return
     u = ex.usage or {}
-    log.info("%s %s -> %s via %s [%s] %s %sms tokens=%s/%s%s", ex.id, ex.model or "(default)",
-             ex.resolved_model, ex.route, ex.client, ex.status, ex.latency_ms,
+    log.log(level, "%s %s -> %s via %s [%s] %s %sms tokens=%s/%s%s", ex.id,
+            ex.model or "(default)", ex.resolved_model, ex.route, ex.client, ex.status, ex.latency_ms,
              u.get("prompt_tokens", "-"), u.get("completion_tokens", "-"),
              f" repairs={ex.repairs}" if ex.repairs else "")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -128,9 +129,16 @@ def _exceeded(period: str, limit: int, spent: int, worst: int, client: str) -> L
     extra: dict[str, Any] = {"period": period, "limit_usd": micros_to_usd(limit),
                              "spent_usd": micros_to_usd(spent)}
     who = f" (client {client})" if period == "client_day" else ""
-    msg = (f"{_NAMES[period]} spending limit of ${micros_to_usd(limit):.2f}{who} reached: "
-           f"${micros_to_usd(spent):.4f} spent or reserved by requests in flight")
+    msg = (f"{_NAMES[period]} spending limit of {_usd(limit)}{who} reached: "
+           f"{_usd(spent)} spent or reserved by requests in flight")
     if spent < limit:
-        msg += (f", and this request could cost up to ${micros_to_usd(worst):.4f} "
+        msg += (f", and this request could cost up to {_usd(worst)} "
                 "(set max_tokens to reserve less)")
     return LimitExceeded(msg, extra=extra)
+
+
+def _usd(micros: int) -> str:
+    """Dollars, exact: cents when whole, else every digit down to the microdollar (a sub-cent
+    limit must not read as $0.00, nor $0.049 as $0.05)."""
+    d = Decimal(micros) / 1_000_000
+    return f"${d:,.2f}" if micros % 10_000 == 0 else f"${d:,.6f}".rstrip("0")

@@ -7,6 +7,7 @@ keyring or sqlite3. Keys come from a KeySource; the exchange record goes to `on_
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import secrets
@@ -77,6 +78,7 @@ class Exchange:
     prompt_chars: int = 0                    # for estimates when no usage is reported
     content_chars: int = 0
     begun: bool = False
+    cost: tuple[Any, tuple[int, str | None, Any]] | None = None  # (usage it was computed for, cost)
 
     def first_token(self) -> None:
         if self.ttft_ms is None:
@@ -93,8 +95,13 @@ class Prepared:
     ex: Exchange
 
 
+_ID_PREFIX = secrets.token_hex(6)
+_ID_COUNTER = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return "lg-" + secrets.token_hex(12)
+    """Unique across runs (a random prefix per process) without a syscall per request."""
+    return f"lg-{_ID_PREFIX}{next(_ID_COUNTER):010x}"
 
 
 def _utc_now() -> str:
@@ -156,10 +163,10 @@ class Gateway:
         settings, cat = self.live.settings, self.live.catalog
         model, ex.stream = _validate(body)
         resolved = routing.resolve_virtual(model, ex.mode, settings)
-        canonical, entry = routing.lookup(resolved, cat, settings)
+        found = canonical, entry = routing.lookup(resolved, cat, settings)
         ex.resolved_model, ex.provider = canonical, entry["provider"] if entry else \
             provider_of(canonical)
-        free = routing.is_free(resolved, settings, cat)
+        free = routing.is_free(resolved, settings, cat, found=found)
         if ex.client == "anonymous" and not free:
             raise PaidModelAuthRequired(
                 f"{canonical} is a paid model: present your local API key "
@@ -169,7 +176,7 @@ class Gateway:
         ex.prompt_chars = prompt_chars(body)
         if not free:
             ex.reservation = self.controls.reserve(ex.client, self._worst_case(body, entry, ex))
-        rt = routing.route(resolved, settings, cat, self.keys.provider_key)
+        rt = routing.route(resolved, settings, cat, self.keys.provider_key, found=found)
         ex.rt, ex.route = rt, rt.kind
         messages, ex.repairs = repair_tool_calls(body["messages"])
         if messages is not body["messages"]:
@@ -243,7 +250,7 @@ class Gateway:
         """Write the in-flight row: from here on even a killed daemon leaves a record."""
         ex.begun = True
         if self.spend_log is not None:
-            self.spend_log.write(self._entry(ex, *self._cost(ex)))
+            self.spend_log.write(self._entry(ex, 0, None, accounting.Tokens()))
 
     def refuse(self, ex: Exchange, err: GatewayError) -> None:
         """A request refused before anything was sent: one complete row."""
@@ -267,16 +274,25 @@ class Gateway:
     def usage_with_cost(self, ex: Exchange, usage: dict[str, Any]) -> dict[str, Any] | None:
         """`usage` plus cost fields for routes localgate costs itself (None: leave it be)."""
         ex.usage = usage
+        if ex.route not in accounting.SELF_COSTED or "cost" in usage:
+            return None
         return accounting.usage_with_cost(ex.route, usage, self._cost(ex)[0])
 
     def _cost(self, ex: Exchange) -> tuple[int, str | None, Any]:
         rt = ex.rt
         if rt is None:
             return 0, None, accounting.Tokens()
+        if ex.cost is not None and ex.cost[0] is ex.usage:
+            return ex.cost[1]  # costed already for the response's usage; same inputs
+        ex.cost = (ex.usage, self._compute_cost(ex, rt))
+        return ex.cost[1]
+
+    def _compute_cost(self, ex: Exchange, rt: routing.Route) -> tuple[int, str | None, Any]:
         entry = rt.entry if ex.route != routing.FALLBACK or rt.fallback is None \
             else rt.fallback.entry
         return accounting.cost(ex.route, rt.free, ex.usage, (entry or {}).get("pricing"),
-                               ex.prompt_chars, ex.content_chars)
+                               ex.prompt_chars, ex.content_chars,
+                               failed=ex.http_status >= 400)
 
     @staticmethod
     def _entry(ex: Exchange, micros: int, source: str | None, tokens: Any) -> SpendEntry:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -69,31 +70,47 @@ def upstream_cost(u: Mapping[str, Any] | None) -> int | None:
     return usd_to_micros(u.get("cost")) if u.get("cost") is not None else None
 
 
-def _price(pricing: Mapping[str, Any], key: str) -> Decimal:
-    try:
-        d = Decimal(str(pricing.get(key) or "0"))
-    except InvalidOperation:
-        return Decimal(0)
-    return d if d.is_finite() and d > 0 else Decimal(0)
+_PICO = Decimal(10) ** 12
+_PRICE_KEYS = ("prompt", "completion", "input_cache_read", "input_cache_write", "request")
+
+
+@lru_cache(maxsize=4096)
+def _parse(values: tuple[Any, ...]) -> tuple[int, ...]:
+    out = []
+    for v in values:
+        try:
+            d = Decimal(str(v or "0"))
+        except InvalidOperation:
+            d = Decimal(0)
+        out.append(int(d * _PICO) if d.is_finite() and d > 0 else 0)
+    return tuple(out)
+
+
+def _prices(pricing: Mapping[str, Any] | None) -> tuple[int, ...]:
+    """(prompt, completion, cache read, cache write, request) in picodollars per token: exact
+    integers for every price the catalogs list, parsed once per distinct price list."""
+    if not pricing:
+        return (0, 0, 0, 0, 0)
+    return _parse(tuple(pricing.get(k) for k in _PRICE_KEYS))
 
 
 def has_prices(pricing: Mapping[str, Any] | None) -> bool:
-    return bool(pricing) and (_price(pricing, "prompt") > 0 or _price(pricing, "completion") > 0)
+    p = _prices(pricing)
+    return p[0] > 0 or p[1] > 0
 
 
-def catalog_cost(t: Tokens, pricing: Mapping[str, Any]) -> int:
+def catalog_cost(t: Tokens, pricing: Mapping[str, Any] | None) -> int:
     """Tokens x per-token prices; cache reads/writes at their own prices where listed."""
-    prompt, cread, cwrite = (_price(pricing, k) for k in
-                             ("prompt", "input_cache_read", "input_cache_write"))
+    prompt, completion, cread, cwrite, request = _prices(pricing)
     cached = min(t.cached, t.prompt)
     written = min(t.cache_write, t.prompt - cached)
     plain = t.prompt - cached - written
-    usd = (plain * prompt + cached * (cread or prompt) + written * (cwrite or prompt)
-           + t.completion * _price(pricing, "completion") + _price(pricing, "request"))
-    return int((usd * MICRO).to_integral_value(ROUND_HALF_UP))
+    pico = (plain * prompt + cached * (cread or prompt) + written * (cwrite or prompt)
+            + t.completion * completion + request)
+    return (pico + 500_000) // 1_000_000  # picodollars -> microdollars, half up
 
 
-def worst_case(prompt_tokens: int, max_output: int, pricing: Mapping[str, Any]) -> int:
+def worst_case(prompt_tokens: int, max_output: int, pricing: Mapping[str, Any] | None) -> int:
     """What a request can cost at most: the prompt estimate plus all of max_output."""
     return catalog_cost(Tokens(prompt=prompt_tokens, completion=max_output), pricing)
 

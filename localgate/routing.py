@@ -81,9 +81,11 @@ def _gateway_route(model: str, slug: str, entry: dict[str, Any] | None, free: bo
     return None
 
 
-def route(model: str, settings: Settings, catalog: Catalog, keys: KeyLookup) -> Route:
-    """Pick where a concrete model goes (SPEC 4 step 3). Raises ModelNotFound/ProviderKeyMissing."""
-    model, entry = lookup(model, catalog, settings)
+def route(model: str, settings: Settings, catalog: Catalog, keys: KeyLookup, *,
+          found: tuple[str, dict[str, Any] | None] | None = None) -> Route:
+    """Pick where a concrete model goes (SPEC 4 step 3); `found` is lookup()'s answer when the
+    caller has it already. Raises ModelNotFound/ProviderKeyMissing."""
+    model, entry = found or lookup(model, catalog, settings)
     slug = entry["provider"] if entry else provider_of(model)
     prov = settings.providers.get(slug)
     free = model.endswith(":free") or bool(entry and entry.get("free"))
@@ -138,8 +140,9 @@ def openrouter_hints(body: dict[str, Any], provider: str) -> None:
         body["provider"] = {**prefs, "order": [preferred]}
 
 
-def is_free(model: str, settings: Settings, catalog: Catalog) -> bool:
+def is_free(model: str, settings: Settings, catalog: Catalog, *,
+            found: tuple[str, dict[str, Any] | None] | None = None) -> bool:
     """Free (`:free`, free in the catalog) or served by a local provider; unknown -> 404."""
-    model, entry = lookup(model, catalog, settings)
+    model, entry = found or lookup(model, catalog, settings)
     prov = settings.providers.get(entry["provider"] if entry else provider_of(model))
     return model.endswith(":free") or bool(entry and entry.get("free")) or bool(prov and prov.free)

@@ -97,3 +97,11 @@ def test_breakdown_groups_and_windows(tmp_path: Path) -> None:
         assert len(ledger.rows(w.conn, until="2026-11-21T00:00:00Z")) == 1
     finally:
         w.close()
+
+
+def test_row_tuple_follows_the_schema_order() -> None:
+    e = SpendEntry("i", "t", "c", stream=True, cost_microdollars=7, error="x")
+    values = ledger._values(e)
+    assert len(values) == len(ledger.FIELDS)
+    assert dict(zip(ledger.FIELDS, values, strict=True)) == {
+        **{f: getattr(e, f) for f in ledger.FIELDS}, "stream": 1}

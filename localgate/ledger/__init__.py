@@ -57,8 +57,10 @@ _INSERT = (f"insert or replace into spend ({', '.join(FIELDS)}) "
 
 
 def _values(e: SpendEntry) -> tuple[Any, ...]:
-    return tuple(int(v) if isinstance(v, bool) else v
-                 for v in (getattr(e, f) for f in FIELDS))
+    return (e.id, e.ts, e.client, e.user_agent, e.model, e.resolved_model, e.provider, e.route,
+            e.mode, int(e.stream), e.status, e.http_status, e.prompt_tokens, e.completion_tokens,
+            e.cached_tokens, e.cache_write_tokens, e.reasoning_tokens, e.cost_microdollars,
+            e.cost_source, e.ttft_ms, e.latency_ms, e.repairs, e.error)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -156,7 +158,8 @@ class LedgerWriter:
         self._thread.start()
 
     def write(self, entry: SpendEntry) -> None:
-        self._q.put(_values(entry))
+        """Queue a row (a snapshot the caller no longer changes); never blocks."""
+        self._q.put(entry)
 
     def flush(self, timeout: float = 5.0) -> bool:
         done = threading.Event()
@@ -181,13 +184,14 @@ class LedgerWriter:
                 elif isinstance(item, threading.Event):
                     events.append(item)
                 else:
-                    batch.append(item)
+                    batch.append(_values(item))
                 try:
                     item = self._q.get_nowait()
                 except queue.Empty:
                     break
             if batch:
-                self._commit(batch)
+                # a request that began and ended within one batch needs only its final row
+                self._commit(list({row[0]: row for row in batch}.values()))
             for ev in events:
                 ev.set()
             if stop:

@@ -20,7 +20,7 @@ from localgate.catalog import public_model
 from localgate.errors import (AuthRequired, GatewayError, InvalidRequest, ModelNotFound,
                               UpstreamError)
 from localgate.gateway import Exchange, Gateway, Prepared
-from localgate.relay import SseWatcher, error_event, parse_completion, text_chars
+from localgate.relay import SseWatcher, error_event, looks_like_object, text_chars, usage_span
 from localgate.server.keys import ACTIVE, AUTH, GATEWAY, LIMITER, RELOAD, REQUEST_ID, STOPPING
 from localgate.upstream import chunks, read_all
 
@@ -105,14 +105,14 @@ async def _relay_body(gw: Gateway, p: Prepared, upstream: aiohttp.ClientResponse
             raise refusal
         p.ex.status, p.ex.error = "error", data[:300].decode("utf-8", "replace")
         return web.Response(status=upstream.status, body=data, headers={**headers, **back_off})
-    obj = parse_completion(data)
-    if obj is None:
+    if not looks_like_object(data):
         raise UpstreamError(f"{rt.target.name} sent a response that is not a JSON object")
-    usage = obj.get("usage")
-    if isinstance(usage, dict):
+    found = usage_span(data)
+    if found is not None:  # splice our cost fields in; the rest of the body stays byte for byte
+        usage, a, b = found
         new = gw.usage_with_cost(p.ex, usage)
         if new is not None:
-            data = json.dumps({**obj, "usage": new}, ensure_ascii=False).encode()
+            data = data[:a] + json.dumps(new, separators=(",", ":")).encode() + data[b:]
     else:
         p.ex.content_chars = text_chars(data)
     p.ex.first_token()
@@ -138,6 +138,7 @@ async def _relay_stream(request: web.Request, gw: Gateway, p: Prepared,
                     await out.write(data)
                     if watch.first_content and ex.ttft_ms is None:
                         ex.first_token()
+                    watch.sent(data)
             tail = watch.flush()
             if tail:
                 await out.write(tail)
@@ -153,8 +154,8 @@ async def _relay_stream(request: web.Request, gw: Gateway, p: Prepared,
             if request.app[STOPPING].is_set():
                 err = UpstreamError("localgate is shutting down; the stream was ended")
             ex.status, ex.error = "error", err.message
-            await out.write(error_event(err.envelope()["error"], gen_id=watch.gen_id,
-                                        model=watch.model))
+            gen_id, model = watch.ids()
+            await out.write(error_event(err.envelope()["error"], gen_id=gen_id, model=model))
         await out.write_eof()
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         ex.status = "client_closed"
