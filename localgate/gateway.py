@@ -218,15 +218,18 @@ class Gateway:
         try:
             resp = await self._send(p, rt)
         except UpstreamError as exc:
-            if rt.fallback is None:
+            fb = routing.fallback(rt, self.live.settings, self.keys.provider_key)
+            if fb is None:
                 raise
             log.warning("%s failed (%s); retrying via the gateway", rt.target.name, exc.message)
         else:
-            if rt.fallback is None or not (resp.status == 429 or resp.status >= 500):
+            if not rt.may_fall_back or not (resp.status == 429 or resp.status >= 500):
+                return resp, rt
+            fb = routing.fallback(rt, self.live.settings, self.keys.provider_key)
+            if fb is None:
                 return resp, rt
             log.warning("%s answered %s; retrying via the gateway", rt.target.name, resp.status)
             resp.release()
-        fb = rt.fallback
         p.ex.route = fb.kind
         return await self._send(p, fb), fb
 
@@ -288,8 +291,7 @@ class Gateway:
         return ex.cost[1]
 
     def _compute_cost(self, ex: Exchange, rt: routing.Route) -> tuple[int, str | None, Any]:
-        entry = rt.entry if ex.route != routing.FALLBACK or rt.fallback is None \
-            else rt.fallback.entry
+        entry = rt.entry  # a fallback serves the same model, at the same catalog price
         return accounting.cost(ex.route, rt.free, ex.usage, (entry or {}).get("pricing"),
                                ex.prompt_chars, ex.content_chars,
                                failed=ex.http_status >= 400)

@@ -32,7 +32,7 @@ class Route:
     api_key: str | None
     entry: dict[str, Any] | None
     free: bool
-    fallback: Route | None = None
+    may_fall_back: bool = False  # a BYOK call that may be retried via the gateway (fallback())
 
 
 def resolve_virtual(model: str | None, mode: str | None, settings: Settings) -> str:
@@ -106,10 +106,8 @@ def route(model: str, settings: Settings, catalog: Catalog, keys: KeyLookup, *,
     elif prov is not None and prov.api in _DIRECT_APIS:
         key = keys(prov)
         if key or (not prov.builtin and not prov.key_env):
-            fallback = None
-            if settings.fallback_to_gateway and prov.builtin:
-                fallback = _gateway_route(model, slug, entry, False, settings, keys, FALLBACK)
-            return Route(model, slug, BYOK, prov, native, key, entry, False, fallback)
+            return Route(model, slug, BYOK, prov, native, key, entry, False,
+                         settings.fallback_to_gateway and prov.builtin)
         if not prov.builtin:
             raise ProviderKeyMissing(f"{model} needs the key of provider {slug!r}: set the "
                                      f"environment variable {prov.key_env}")
@@ -126,6 +124,14 @@ def _no_key_message(model: str, prov: Provider | None, settings: Settings) -> st
     gw = settings.providers[settings.gateway]
     return (f"no key to reach {model}: add {own}a key for the {gw.name} "
             f"({gw.key_env})")
+
+
+def fallback(rt: Route, settings: Settings, keys: KeyLookup) -> Route | None:
+    """The gateway route that retries a failed BYOK call (SPEC 4 step 4), if a gateway key
+    exists; worked out only when a call has failed."""
+    if not rt.may_fall_back:
+        return None
+    return _gateway_route(rt.model, rt.provider, rt.entry, False, settings, keys, FALLBACK)
 
 
 def openrouter_hints(body: dict[str, Any], provider: str) -> None:
