@@ -7,10 +7,10 @@ pass through untouched. Pure: no network, no keychain, no event loop.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from localgate import jsonfast
 from localgate.providers.base import HttpCall
 
 
@@ -28,5 +28,5 @@ def build_chat(body: Mapping[str, Any], *, model: str, api_key: str | None, base
         headers["Authorization"] = f"Bearer {api_key}"
     if extra_headers:
         headers.update(extra_headers)
-    data = json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode()
+    data = jsonfast.dumps(out)
     return HttpCall("POST", f"{base_url}/chat/completions", headers, data)

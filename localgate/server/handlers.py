@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from localgate import __version__
+from localgate import __version__, jsonfast
 from localgate.auth import ANONYMOUS
 from localgate.catalog import public_model
 from localgate.errors import (AuthRequired, GatewayError, InvalidRequest, ModelNotFound,
@@ -40,7 +40,7 @@ async def _json_body(request: web.Request) -> Any:
     if not raw.strip():
         raise InvalidRequest("the request body is empty; expected a JSON object")
     try:
-        return json.loads(raw)
+        return jsonfast.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"the request body is not valid JSON ({exc})") from exc
 
