@@ -29,6 +29,7 @@ from localgate.upstream import Upstream, get_json
 
 log = logging.getLogger("localgate")
 REFRESH_EVERY_S = 6 * 3600
+REFRESH_FIRST_DELAY_S = 1.0  # start-up never waits on the network
 CONFIG_POLL_S = 2.0
 
 
@@ -147,10 +148,10 @@ def _mtime(path: Path) -> float | None:
         return None
 
 
-async def refresh_catalog(gw: Gateway, *, first_delay_s: float = 1.0) -> None:
+async def refresh_catalog(gw: Gateway) -> None:
     """Fold the hosted `/models` into the catalog now and then; offline is normal, never fatal."""
     cache = paths.catalog_cache_file()
-    await asyncio.sleep(first_delay_s)  # start-up never waits on the network
+    await asyncio.sleep(REFRESH_FIRST_DELAY_S)
     while True:
         age = await asyncio.to_thread(catalog_mod.cache_age_s, cache)
         if age is None or age >= REFRESH_EVERY_S:
