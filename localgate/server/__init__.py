@@ -17,7 +17,7 @@ from localgate.auth import AnonymousLimiter, LocalAuth
 from localgate.gateway import Gateway
 from localgate.server import handlers
 from localgate.server.keys import ACTIVE, AUTH, GATEWAY, LIMITER, RELOAD, STOPPING
-from localgate.server.middleware import crash_guard, make_guard
+from localgate.server.middleware import make_guard
 
 # The hosted gateway's prefixes (old and new) and the plain OpenAI one.
 PREFIXES = ("/v1", "/api/v1", "/api/gateway", "/api/gateway/v1", "/api/openrouter",
@@ -48,7 +48,7 @@ def make_app(new_gateway: GatewayFactory, *, auth: LocalAuth,
         for upstream in list(app[ACTIVE]):
             upstream.close()  # wakes the relay, which ends the client's stream with an error
 
-    app = web.Application(middlewares=[make_guard(allowed_hosts, allow_ip_hosts), crash_guard],
+    app = web.Application(middlewares=[make_guard(allowed_hosts, allow_ip_hosts)],
                           client_max_size=max_body_bytes)
     app[AUTH] = auth
     app[LIMITER] = AnonymousLimiter()

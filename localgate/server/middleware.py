@@ -53,7 +53,8 @@ def _host_name(host: str) -> str:
 
 def make_guard(allowed_hosts: frozenset[str], allow_ip_hosts: bool) -> Callable[..., Awaitable[
         web.StreamResponse]]:
-    """Refuse foreign Host (DNS rebinding), foreign Origin, non-JSON POST bodies; answer CORS."""
+    """Refuse foreign Host (DNS rebinding), foreign Origin, non-JSON POST bodies; answer CORS;
+    turn every error into the OpenAI envelope (one middleware: one coroutine layer per request)."""
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -90,6 +91,12 @@ def make_guard(allowed_hosts: frozenset[str], allow_ip_hosts: bool) -> Callable[
             code = {404: "invalid_path", 405: "method_not_allowed"}.get(exc.status,
                                                                          "invalid_request")
             return error_response(GatewayError(exc.reason, code=code, status=exc.status), rid)
+        except (ConnectionResetError, TimeoutError):
+            raise  # the client went away: nobody to answer
+        except Exception:  # a bug: a 500 envelope for the client, the traceback for our log
+            log.exception("unexpected error serving %s %s", request.method, request.path)
+            return error_response(GatewayError("localgate hit an internal error; see its log"),
+                                  rid)
 
     return guard
 
@@ -112,18 +119,3 @@ def _is_ip(name: str) -> bool:
         return True
     except ValueError:
         return False
-
-
-@web.middleware
-async def crash_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Anything unexpected becomes a 500 envelope (and a traceback in our log, not the client's)."""
-    try:
-        return await handler(request)
-    except (GatewayError, web.HTTPException):
-        raise
-    except (ConnectionResetError, TimeoutError):
-        raise
-    except Exception:
-        log.exception("unexpected error serving %s %s", request.method, request.path)
-        return error_response(GatewayError("localgate hit an internal error; see its log"),
-                              request.get(REQUEST_ID))
