@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,7 +71,8 @@ def _log_exchange(ex: Exchange) -> None:
         return
     u = ex.usage or {}
     log.log(level, "%s %s -> %s via %s [%s] %s %sms tokens=%s/%s%s", ex.id,
-            ex.model or "(default)", ex.resolved_model, ex.route, ex.client, ex.status, ex.latency_ms,
+            ex.model or "(default)", ex.resolved_model, ex.route, ex.client, ex.status,
+            ex.latency_ms,
              u.get("prompt_tokens", "-"), u.get("completion_tokens", "-"),
              f" repairs={ex.repairs}" if ex.repairs else "")
 
@@ -128,11 +128,7 @@ def build(settings: Settings, *, config_path: Path | None = None,
                    allowed_hosts=frozenset(h.lower() for h in settings.allowed_hosts),
                    allow_ip_hosts=allow_ip, max_body_bytes=int(settings.max_body_mb * 2**20),
                    background=background)
-    return Built(app, live, local_key, spend_log, controls, _utc_text(time.time()))
-
-
-def _utc_text(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+    return Built(app, live, local_key, spend_log, controls, ledger.utc_text())
 
 
 def _apply(live: Live, new: Settings) -> None:

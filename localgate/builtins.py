@@ -1,6 +1,7 @@
 """Built-in data: the providers localgate knows, the auto-model tables, OpenRouter hints.
 
-Pure data, stdlib only. The seeds' tables are defaults; `[providers.*]` and `[auto.*]` override them.
+Pure data, stdlib only. The seeds' tables are defaults; `[providers.*]` and `[auto.*]` override
+them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from typing import Any
 # slug -> defaults. `api` is the wire format; `key_env` the environment variable holding its key;
 # `local` providers cost nothing and need no key; `gateway` marks the hosted gateways.
 PROVIDERS: dict[str, dict[str, Any]] = {
-    "openai": {"name": "OpenAI", "base_url": "https://api.openai.com/v1", "key_env": "OPENAI_API_KEY"},
+    "openai": {"name": "OpenAI", "base_url": "https://api.openai.com/v1",
+               "key_env": "OPENAI_API_KEY"},
     "anthropic": {"name": "Anthropic", "base_url": "https://api.anthropic.com", "api": "anthropic",
                   "key_env": "ANTHROPIC_API_KEY"},
     "google": {"name": "Google",
@@ -26,7 +28,8 @@ PROVIDERS: dict[str, dict[str, Any]] = {
     "z-ai": {"name": "Z.ai", "base_url": "https://api.z.ai/api/paas/v4", "key_env": "ZAI_API_KEY"},
     "deepseek": {"name": "DeepSeek", "base_url": "https://api.deepseek.com/v1",
                  "key_env": "DEEPSEEK_API_KEY"},
-    "groq": {"name": "Groq", "base_url": "https://api.groq.com/openai/v1", "key_env": "GROQ_API_KEY"},
+    "groq": {"name": "Groq", "base_url": "https://api.groq.com/openai/v1",
+             "key_env": "GROQ_API_KEY"},
     "openrouter": {"name": "OpenRouter", "base_url": "https://openrouter.ai/api/v1",
                    "key_env": "OPENROUTER_API_KEY", "gateway": True},
     "kilo": {"name": "Kilo Gateway", "base_url": "https://api.kilo.ai/api/gateway",

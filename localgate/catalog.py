@@ -62,7 +62,7 @@ def _from_hosted(m: Mapping[str, Any], bundled: Mapping[str, Any] | None) -> dic
 
 
 class Catalog:
-    """Models by id; `get` also accepts a provider's other name as prefix (mistral/ = mistralai/)."""
+    """Models by id (routing maps a provider's other names, mistral/ = mistralai/, first)."""
 
     def __init__(self, models: Iterable[dict[str, Any]], *, generated_at: str = "") -> None:
         self.models: dict[str, dict[str, Any]] = {}

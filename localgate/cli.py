@@ -229,7 +229,7 @@ def cmd_default(args: argparse.Namespace) -> int:
         trial = dataclasses.replace(settings, default_model=model)
         concrete = routing.resolve_virtual(None, None, trial)
         routing.is_free(concrete, trial, catalog.load(paths.catalog_cache_file()))
-        path = config.save_value("routing", "default_model", model)
+        config.save_value("routing", "default_model", model)
     except GatewayError as exc:
         return _fail(exc.message, 2)
     except ConfigError as exc:

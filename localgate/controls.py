@@ -18,6 +18,7 @@ from typing import Any
 
 from localgate.config import Settings
 from localgate.errors import Forbidden, GatewayError
+from localgate.ledger import utc_text
 from localgate.pricing import micros_to_usd
 
 DEFAULT_MAX_OUTPUT = 32_768  # when neither max_tokens nor the catalog bounds the output
@@ -47,7 +48,7 @@ def local_midnight_utc(t: float | None = None, *, month: bool = False) -> str:
     """Start of the local day (or month) containing t, as the log's UTC timestamp text."""
     lt = time.localtime(t)
     start = time.mktime((lt.tm_year, lt.tm_mon, 1 if month else lt.tm_mday, 0, 0, 0, 0, 0, -1))
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(start))
+    return utc_text(start)
 
 
 def _allowed(value: str, patterns: tuple[str, ...]) -> bool:

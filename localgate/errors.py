@@ -21,7 +21,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
-    "AuthRequired", "BodyTooLarge", "ByokRefused", "ConfigError", "Forbidden", "GatewayError", "InvalidRequest",
+    "AuthRequired", "BodyTooLarge", "ByokRefused", "ConfigError", "Forbidden", "GatewayError",
+    "InvalidRequest",
     "ModelNotFound", "PaidModelAuthRequired", "Paused", "ProviderKeyMissing", "RateLimited",
     "UnsupportedMediaType", "UpstreamError", "UpstreamTimeout",
 ]

@@ -22,7 +22,7 @@ from localgate.config import Provider, Settings
 from localgate.controls import DEFAULT_MAX_OUTPUT, Controls, Reservation
 from localgate.errors import (ByokRefused, GatewayError, InvalidRequest, PaidModelAuthRequired,
                               UpstreamError)
-from localgate.ledger import SpendEntry
+from localgate.ledger import SpendEntry, utc_text
 from localgate.pricing import estimate_tokens, prompt_chars, worst_case
 from localgate.providers import HttpCall, build_chat
 from localgate.repair import repair_tool_calls, rewrite_tool_call_ids
@@ -104,10 +104,6 @@ def new_request_id() -> str:
     return f"lg-{_ID_PREFIX}{next(_ID_COUNTER):010x}"
 
 
-def _utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
-
-
 def _validate(body: Any) -> tuple[str | None, bool]:
     """(model or None, stream) after checking the few fields the daemon itself relies on."""
     if not isinstance(body, dict):
@@ -152,7 +148,7 @@ class Gateway:
                request_id: str) -> Exchange:
         """The record of a request, from the moment it is accepted."""
         model = body.get("model") if isinstance(body, dict) else None
-        ex = Exchange(request_id, _utc_now(), client, headers.get("User-Agent", ""),
+        ex = Exchange(request_id, utc_text(), client, headers.get("User-Agent", ""),
                       model if isinstance(model, str) else "")
         ex.mode = (headers.get("x-kilocode-mode") or "").strip().lower() or None
         return ex
@@ -317,7 +313,8 @@ class Gateway:
                if not p.gateway}
         out = [catalog_mod.public_model(v, has_key=False) for v in self._virtual_entries()]
         models = sorted(cat.models.values(),
-                        key=lambda m: (m.get("preferred_index", 1_000_000), -(m.get("created") or 0)))
+                        key=lambda m: (m.get("preferred_index", 1_000_000),
+                                       -(m.get("created") or 0)))
         out.extend(catalog_mod.public_model(m, has_key=has.get(m.get("provider", ""), False))
                    for m in models)
         return out

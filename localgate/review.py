@@ -16,6 +16,7 @@ from typing import Any
 
 from localgate import ledger
 from localgate.controls import local_midnight_utc
+from localgate.ledger import utc_text
 
 _REL = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -38,7 +39,7 @@ def parse_when(text: str, *, now: float | None = None) -> str:
         return local_midnight_utc(now, month=True)
     m = _REL.match(t)
     if m:
-        return _utc_text(now - int(m.group(1)) * _UNITS[m.group(2)])
+        return utc_text(now - int(m.group(1)) * _UNITS[m.group(2)])
     try:
         dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError as exc:
@@ -46,11 +47,7 @@ def parse_when(text: str, *, now: float | None = None) -> str:
                           "date/time such as 2026-11-01 or 2026-11-01T09:00") from exc
     if dt.tzinfo is None:
         dt = dt.astimezone()  # a bare date/time means the user's local time
-    return _utc_text(dt.timestamp())
-
-
-def _utc_text(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+    return utc_text(dt.timestamp())
 
 
 def open_log(path: Path) -> sqlite3.Connection | None:

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -42,19 +43,45 @@ class Running:
         await asyncio.to_thread(self.built.close)
 
 
-async def start(settings: Settings, host: str, port: int) -> Running:
-    """Build and listen (port 0 picks a free one). Raises PortInUse when the address is taken,
-    CannotListen when it cannot be bound for another reason."""
-    built = await asyncio.to_thread(build, settings)
+async def start(settings: Settings, host: str, port: int,
+                before_serving: Callable[[int], Awaitable[None]] | None = None) -> Running:
+    """Bind (port 0 picks a free one), build, recover the log, then serve.
+
+    The socket is bound first, so a second daemon that cannot listen never touches the log,
+    and requests are answered only once everything about a started daemon is true
+    (`before_serving(port)` has run). Raises PortInUse, or CannotListen for other reasons."""
+    sock = await asyncio.to_thread(_bind, host, port)
+    try:
+        built = await asyncio.to_thread(build, settings)
+    except BaseException:
+        sock.close()
+        raise
     runner = web.AppRunner(built.app, handle_signals=False, access_log=None,
                            shutdown_timeout=SHUTDOWN_TIMEOUT_S, handler_cancellation=True)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await asyncio.to_thread(built.recover)
+    bound = int(sock.getsockname()[1])
+    if before_serving is not None:
+        await before_serving(bound)
+    await web.SockSite(runner, sock).start()  # connections made meanwhile wait in the backlog
+    return Running(runner, bound, built)
+
+
+def _bind(host: str, port: int) -> socket.socket:
     try:
-        await site.start()
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    family, kind, proto, _, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        if os.name == "posix":  # elsewhere SO_REUSEADDR lets a second process share the port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(128)
+        sock.setblocking(False)
     except OSError as exc:
-        await runner.cleanup()
-        await asyncio.to_thread(built.close)
+        sock.close()
         if exc.errno in (errno.EADDRINUSE, errno.EACCES):
             why = "the port is already in use" if exc.errno == errno.EADDRINUSE \
                 else "permission denied"
@@ -62,24 +89,24 @@ async def start(settings: Settings, host: str, port: int) -> Running:
                             "running? try `localgate status`, or `localgate serve --port N`)"
                             ) from exc
         raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    # only once the port is ours: a second daemon that cannot listen must not touch the log
-    await asyncio.to_thread(built.recover)
-    return Running(runner, _bound_port(runner) or port, built)
+    return sock
 
 
 async def serve(settings: Settings, host: str, port: int) -> None:
     """Serve until SIGINT/SIGTERM. Raises PortInUse when the address is taken."""
-    running = await start(settings, host, port)
-    bound = running.port
-    if not is_loopback(host):
-        log.warning("listening on %s: reachable from other machines; every request still needs "
-                    "the local API key except free models", host)
-    for w in settings.warnings:
-        log.warning("%s", w)
     state = paths.state_file()
-    await asyncio.to_thread(_write_state, state, host, bound)
-    print(f"localgate {__version__} listening on http://{_url_host(host)}:{bound}/v1 "
-          f"(default model {settings.default_model})", file=sys.stderr, flush=True)
+
+    async def announce(bound: int) -> None:
+        if not is_loopback(host):
+            log.warning("listening on %s: reachable from other machines; every request still "
+                        "needs the local API key except free models", host)
+        for w in settings.warnings:
+            log.warning("%s", w)
+        await asyncio.to_thread(_write_state, state, host, bound)
+        print(f"localgate {__version__} listening on http://{_url_host(host)}:{bound}/v1 "
+              f"(default model {settings.default_model})", file=sys.stderr, flush=True)
+
+    running = await start(settings, host, port, before_serving=announce)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -92,13 +119,6 @@ async def serve(settings: Settings, host: str, port: int) -> None:
             loop.remove_signal_handler(sig)
         await running.stop()
         await asyncio.to_thread(_remove_state, state)
-
-
-def _bound_port(runner: web.AppRunner) -> int | None:
-    for addr in runner.addresses:
-        if isinstance(addr, tuple) and len(addr) >= 2:
-            return int(addr[1])
-    return None
 
 
 def _url_host(host: str) -> str:
@@ -121,12 +141,3 @@ def _remove_state(path: os.PathLike[str]) -> None:
             Path(path).unlink()
     except (OSError, ValueError):
         pass
-
-
-def port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True

@@ -218,7 +218,12 @@ async def test_signal_during_slow_stream(home: Path, fake: FakeUpstream,
 async def test_run_is_headless_without_a_tray(home: Path, fake: FakeUpstream) -> None:
     write_config(home, fake.url)
     async with serve(home, command="run") as d:
-        err = d.stderr()
+        # /health answers as soon as the socket listens, a moment before the line is printed
+        for _ in range(200):
+            err = d.stderr()
+            if "listening on" in err:
+                break
+            await asyncio.sleep(0.01)
         assert "headless" in err, err
         assert "listening on" in err, err
         d.proc.send_signal(signal.SIGTERM)

@@ -53,6 +53,12 @@ class SpendEntry:
     error: str | None = None
 
 
+def utc_text(t: float | None = None) -> str:
+    """The log's timestamp format: ISO 8601 UTC with milliseconds, ending in Z."""
+    t = time.time() if t is None else t
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
 FIELDS = tuple(f.name for f in dataclasses.fields(SpendEntry))
 _INSERT = (f"insert or replace into spend ({', '.join(FIELDS)}) "
            f"values ({', '.join('?' for _ in FIELDS)})")

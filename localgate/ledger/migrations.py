@@ -33,7 +33,8 @@ def m001_spend(conn: sqlite3.Connection) -> None:
             route              text,               -- byok | free | local | gateway | byok-fallback
             mode               text,               -- x-kilocode-mode
             stream             integer not null default 0,
-            status             text not null,      -- in_flight | ok | error | refused | client_closed | interrupted
+            status             text not null,      -- in_flight | ok | error | refused |
+                                                   -- client_closed | interrupted
             http_status        integer,
             prompt_tokens      integer not null default 0,
             completion_tokens  integer not null default 0,

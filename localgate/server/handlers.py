@@ -19,7 +19,7 @@ from localgate.auth import ANONYMOUS
 from localgate.catalog import public_model
 from localgate.errors import (AuthRequired, GatewayError, InvalidRequest, ModelNotFound,
                               UpstreamError)
-from localgate.gateway import Exchange, Gateway, Prepared
+from localgate.gateway import Gateway, Prepared
 from localgate.relay import SseWatcher, error_event, looks_like_object, text_chars, usage_span
 from localgate.server.keys import ACTIVE, AUTH, GATEWAY, LIMITER, RELOAD, REQUEST_ID, STOPPING
 from localgate.upstream import chunks, read_all
@@ -150,9 +150,9 @@ async def _relay_stream(request: web.Request, gw: Gateway, p: Prepared,
                 if not watch.finished:
                     raise UpstreamError(f"{who} ended the stream before it was complete")
                 await out.write(b"data: [DONE]\n\n")
-        except UpstreamError as err:
-            if request.app[STOPPING].is_set():
-                err = UpstreamError("localgate is shutting down; the stream was ended")
+        except UpstreamError as exc:
+            err = UpstreamError("localgate is shutting down; the stream was ended") \
+                if request.app[STOPPING].is_set() else exc
             ex.status, ex.error = "error", err.message
             gen_id, model = watch.ids()
             await out.write(error_event(err.envelope()["error"], gen_id=gen_id, model=model))
