@@ -15,65 +15,16 @@ from yarl import URL
 
 from tests.conftest import LOCAL_KEY, Daemon, StartDaemon, auth
 from tests.fakes import FakeUpstream
+from tests.http import FAST, HELLO, Reply, call, chat
 
-HELLO = [{"role": "user", "content": "hi"}]
-FAST = {"upstream": {"first_byte_timeout_s": 0.5, "read_gap_timeout_s": 0.5,
-                     "connect_timeout_s": 1}}
 KILO_KEY = "kilo-user-key-abcdef123456"
 OPENAI_KEY = "sk-test-openai-secret-987654"
 FREE = "z-ai/glm-5:free"
 PAID = "anthropic/claude-sonnet-4.6"
 
 
-class Reply:
-    def __init__(self, status: int, headers: Any, raw: bytes) -> None:
-        self.status, self.headers, self.raw = status, headers, raw
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.raw)
-
-    @property
-    def error(self) -> dict[str, Any]:
-        env = self.json
-        assert set(env) == {"error"}, env
-        err = env["error"]
-        assert {"message", "type", "code", "param"} <= set(err), err
-        assert isinstance(err["message"], str) and err["message"]
-        return err
-
-
-async def call(d: Daemon, method: str, path: str, *, body: Any = None, data: Any = None,
-               headers: dict[str, str] | None = None,
-               session: aiohttp.ClientSession | None = None) -> Reply:
-    async def go(s: aiohttp.ClientSession) -> Reply:
-        kw: dict[str, Any] = {"headers": headers or {}}
-        if body is not None:
-            kw["json"] = body
-        elif data is not None:
-            kw["data"] = data
-        async with s.request(method, d.url + path, **kw) as resp:
-            return Reply(resp.status, resp.headers, await resp.read())
-
-    if session is not None:
-        return await go(session)
-    async with aiohttp.ClientSession() as s:
-        return await go(s)
-
-
-async def chat(d: Daemon, body: Any, headers: dict[str, str] | None = None,
-               prefix: str = "/v1") -> Reply:
-    return await call(d, "POST", f"{prefix}/chat/completions", body=body,
-                      headers=auth() if headers is None else headers)
-
-
 def assert_error(r: Reply, status: int, code: str | None, param: str | None = None) -> dict:
-    assert r.status == status, (r.status, r.raw)
-    err = r.error
-    if code is not None:
-        assert err["code"] == code, err
-    if param is not None:
-        assert err["param"] == param, err
+    err = r.error(status, code, param)
     assert r.headers["Content-Type"].startswith("application/json")
     return err
 

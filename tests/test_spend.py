@@ -29,6 +29,7 @@ from aiohttp import web
 from localgate import config, runtime
 from tests.conftest import LOCAL_KEY, Daemon, StartDaemon, auth
 from tests.fakes import FakeUpstream
+from tests.http import Reply, chat
 from tests.test_daemon import acli, daemon_env, serve, write_config
 
 HELLO = [{"role": "user", "content": "hi"}]
@@ -53,27 +54,9 @@ TZ = timezone(timedelta(hours=5, minutes=30))
 
 # ---- helpers ------------------------------------------------------------------------------------
 
-class Reply:
-    def __init__(self, status: int, headers: Any, raw: bytes) -> None:
-        self.status, self.headers, self.raw = status, headers, raw
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.raw)
-
-    def error(self, status: int, code: str) -> dict[str, Any]:
-        assert self.status == status, (self.status, self.raw)
-        err = self.json["error"]
-        assert err["code"] == code, err
-        return err
-
-
 async def post(url: str, body: dict[str, Any], key: str | None = LOCAL_KEY,
                headers: dict[str, str] | None = None) -> Reply:
-    h = {**(auth(key) if key else {}), **(headers or {})}
-    async with aiohttp.ClientSession() as s, \
-            s.post(f"{url}/v1/chat/completions", json=body, headers=h) as r:
-        return Reply(r.status, r.headers, await r.read())
+    return await chat(url, body, headers={**(auth(key) if key else {}), **(headers or {})})
 
 
 def sse_objects(raw: bytes) -> list[dict[str, Any]]:
