@@ -147,11 +147,15 @@ class Gateway:
     def accept(self, body: Any, *, headers: Mapping[str, str], client: str,
                request_id: str) -> Exchange:
         """The record of a request, from the moment it is accepted."""
-        model = body.get("model") if isinstance(body, dict) else None
         ex = Exchange(request_id, utc_text(), client, headers.get("User-Agent", ""),
-                      model if isinstance(model, str) else "")
+                      self.requested_model(body))
         ex.mode = (headers.get("x-kilocode-mode") or "").strip().lower() or None
         return ex
+
+    @staticmethod
+    def requested_model(body: Any) -> str:
+        model = body.get("model") if isinstance(body, dict) else None
+        return model if isinstance(model, str) else ""
 
     def prepare(self, ex: Exchange, body: Any, *, headers: Mapping[str, str]) -> Prepared:
         """Validate, resolve, apply the controls and route; raises GatewayError before any I/O

@@ -832,3 +832,18 @@ async def test_named_client_keys_limits_and_revoke(home: Path, fake: FakeUpstrea
     assert "listening on" in stderr
     for s in secrets:
         assert s not in stderr
+
+
+async def test_malformed_requests_are_logged_too(start_daemon: StartDaemon,
+                                                 fake: FakeUpstream) -> None:
+    d = await start_daemon()
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{d.url}/v1/chat/completions", data=b'{"model": "x", ',
+                          headers={**auth(), "Content-Type": "application/json"}) as r:
+            assert r.status == 400
+    r2 = await post(d.url, {"model": BYOK})  # no messages
+    assert r2.status == 400
+    rows = await settled(d.home, 2, d)
+    assert sorted((r["status"], r["http_status"], r["model"] or "") for r in rows) == [
+        ("error", 400, ""), ("error", 400, BYOK)]
+    assert fake.seen == []

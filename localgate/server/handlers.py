@@ -54,10 +54,12 @@ def _route_headers(p: Prepared, request_id: str) -> dict[str, str]:
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     gw = request.app[GATEWAY]
     rid = request[REQUEST_ID]
-    client = request.app[AUTH].client(request.headers)
-    body = await _json_body(request)
+    client = request.app[AUTH].client(request.headers)  # a wrong key: refused, not logged
+    body: Any = None
     ex = gw.accept(body, headers=request.headers, client=client, request_id=rid)
     try:
+        body = await _json_body(request)
+        ex.model = gw.requested_model(body)
         p = gw.prepare(ex, body, headers=request.headers)
         if client == ANONYMOUS:
             request.app[LIMITER].check(request.remote or "unknown")
