@@ -6,19 +6,17 @@ Every command that prints data takes --format (table|json, csv where rows make s
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import logging
 import os
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from localgate import __version__, paths
+from localgate import __version__, paths, remote
+from localgate.tables import print_rows
 
 FORMATS = ("table", "json", "csv")
 
@@ -33,82 +31,11 @@ def _settings() -> Any:
     return config.load()
 
 
-# ---- output helpers ----------------------------------------------------------------------------
-
-def print_rows(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]], fmt: str) -> None:
-    """rows as an aligned table, JSON (keys as given) or CSV."""
-    if fmt == "json":
-        print(json.dumps(rows, indent=2))
-        return
-    if fmt == "csv":
-        w = csv.writer(sys.stdout)
-        w.writerow([k for k, _ in columns])
-        for r in rows:
-            w.writerow(["" if r.get(k) is None else r.get(k) for k, _ in columns])
-        return
-    cells = [[_cell(r.get(k)) for k, _ in columns] for r in rows]
-    heads = [h for _, h in columns]
-    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(heads)]
-    numeric = [all(_is_num(r.get(k)) for r in rows) and rows != [] for k, _ in columns]
-    def line(vals: list[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w)
-                         for v, w, num in zip(vals, widths, numeric, strict=True)).rstrip()
-    print(line(heads))
-    print("  ".join("-" * w for w in widths))
-    for c in cells:
-        print(line(c))
-
-
-def _is_num(v: Any) -> bool:
-    return v is None or (isinstance(v, int | float | Decimal) and not isinstance(v, bool))
-
-
-def _cell(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:,.4f}".rstrip("0").rstrip(".")
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
-
-
 def _per_million(price: Any) -> float | None:
     try:
         return float(Decimal(str(price)) * 1_000_000)
     except (ArithmeticError, ValueError):
         return None
-
-
-# ---- daemon discovery --------------------------------------------------------------------------
-
-def _daemon() -> dict[str, Any] | None:
-    """The running daemon's state file, if one is there and its pid lives."""
-    try:
-        state = json.loads(paths.state_file().read_text())
-        os.kill(int(state["pid"]), 0)
-        return dict(state)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _daemon_url(state: dict[str, Any]) -> str:
-    host = state.get("host", "127.0.0.1")
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{state['port']}"
-
-
-def _http(method: str, url: str, key: str | None = None, timeout: float = 2.0) -> Any:
-    req = urllib.request.Request(url, method=method, data=b"{}" if method == "POST" else None)
-    req.add_header("Content-Type", "application/json")
-    if key:
-        req.add_header("Authorization", f"Bearer {key}")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (loopback only)
-        return json.loads(resp.read() or b"null")
 
 
 # ---- commands ----------------------------------------------------------------------------------
@@ -148,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from localgate.errors import ConfigError
-    state = _daemon()
+    state = remote.daemon()
     info: dict[str, Any] = {"running": False, "version": __version__}
     try:
         settings = _settings()
@@ -162,9 +89,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     info["spent_today_usd"] = (ledger.spent_since(conn, controls.local_midnight_utc())
                                if conn else 0) / 1e6
     if state:
-        url = _daemon_url(state)
+        url = remote.daemon_url(state)
         try:
-            health = _http("GET", url + "/health", timeout=2.0)
+            health = remote.http("GET", url + "/health", timeout=2.0)
             info.update(running=True, url=url + "/v1", pid=state["pid"],
                         default_model=health.get("default_model", info.get("default_model")),
                         daemon_version=health.get("version"))
@@ -234,21 +161,8 @@ def cmd_default(args: argparse.Namespace) -> int:
         return _fail(exc.message, 2)
     except ConfigError as exc:
         return _fail(f"config error: {exc}", 2)
-    print(f"default model: {model}{_tell_daemon()}")
+    print(f"default model: {model}{remote.tell_daemon()}")
     return 0
-
-
-def _tell_daemon() -> str:
-    """Ask a running daemon to reread config and client keys; a note for the user."""
-    from localgate import keystore
-    state = _daemon()
-    if not state:
-        return ""
-    try:
-        _http("POST", _daemon_url(state) + "/localgate/reload", key=keystore.local_key())
-        return " (the running daemon uses it from the next request)"
-    except (OSError, ValueError) as exc:
-        return f" (the running daemon did not confirm: {exc}; it rereads its files shortly)"
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -263,7 +177,7 @@ def cmd_token(args: argparse.Namespace) -> int:
             key = clients.create(args.name)
             if args.daily_usd is not None:
                 config.save_value("clients", args.name, {"daily_usd": args.daily_usd})
-            note = _tell_daemon()
+            note = remote.tell_daemon()
             if args.format == "json":
                 print(json.dumps({"name": args.name, "key": key, "daily_usd": args.daily_usd}))
             else:
@@ -273,7 +187,7 @@ def cmd_token(args: argparse.Namespace) -> int:
             return 0
         if args.token_cmd == "revoke":
             clients.revoke(args.name)
-            print(f"client {args.name!r} revoked{_tell_daemon()}")
+            print(f"client {args.name!r} revoked{remote.tell_daemon()}")
             return 0
     except (clients.ClientError, ConfigError) as exc:
         return _fail(str(exc), 2)
@@ -360,7 +274,7 @@ def cmd_limits(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(f"config error: {exc}", 2)
     changed = args.daily_usd is not None or args.monthly_usd is not None
-    note = _tell_daemon() if changed else ""
+    note = remote.tell_daemon() if changed else ""
     conn = review.open_log(paths.ledger_file())
     today = ledger.spent_since(conn, controls.local_midnight_utc()) if conn else 0
     month = ledger.spent_since(conn, controls.local_midnight_utc(month=True)) if conn else 0
