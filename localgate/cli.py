@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from localgate import __version__, paths, remote
+from localgate.pricing import exact_dollars
 from localgate.tables import print_rows
 
 FORMATS = ("table", "json", "csv")
@@ -106,7 +107,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 print(f"  {key.replace('_', ' ')}: {info[key]}")
         limit = info.get("daily_limit_usd")
         print(f"  spent today: {review.dollars(round(info['spent_today_usd'] * 1e6))}"
-              + (f" of ${limit:,.2f} daily limit" if limit is not None else " (no daily limit)"))
+              + (f" of {exact_dollars(round(limit * 1_000_000))} daily limit"
+                 if limit is not None else " (no daily limit)"))
     return 0 if info["running"] else 3
 
 
@@ -287,7 +289,7 @@ def cmd_limits(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     def lim(v: float | None) -> str:
-        return "none" if v is None else f"${v:,.2f}"
+        return "none" if v is None else exact_dollars(round(v * 1_000_000))
     print(f"daily:   {review.dollars(today)} of {lim(settings.daily_usd)} (local day)")
     print(f"monthly: {review.dollars(month)} of {lim(settings.monthly_usd)}")
     print(f"models allowed:    {', '.join(settings.allow_models) or 'all'}")

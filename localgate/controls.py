@@ -12,14 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
 from localgate.config import Settings
 from localgate.errors import Forbidden, GatewayError
 from localgate.ledger import utc_text
-from localgate.pricing import micros_to_usd
+from localgate.pricing import exact_dollars, micros_to_usd
 
 DEFAULT_MAX_OUTPUT = 32_768  # when neither max_tokens nor the catalog bounds the output
 
@@ -60,7 +59,8 @@ class Controls:
                  clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
         self._clock = clock
-        self._spent: dict[tuple[str, ...], int] = {}  # settled + reserved, per period key
+        self._spent: dict[tuple[str, ...], int] = {}  # settled cost, per period key
+        self._held: dict[tuple[str, ...], int] = {}   # worst cases of requests in flight
 
     def seed(self, day: int, month: int, per_client_day: Mapping[str, int]) -> None:
         """Add what the spend log says was spent today / this month before this start (on top
@@ -87,7 +87,10 @@ class Controls:
                                 code="provider_not_allowed", param="model")
 
     def reserve(self, client: str, worst_case: int) -> Reservation:
-        """Check every limit against spent + in-flight + this request's worst case; reserve it."""
+        """Admit a paid request while what was spent plus what requests in flight hold is below
+        every limit, then hold its worst case until it settles. Parallel requests therefore
+        stop at the limit, overshooting by at most the last one admitted; a lone request is
+        never refused only because its worst case is large."""
         s = self._settings()
         now = self._clock()
         d, m = day_key(now), month_key(now)
@@ -98,48 +101,43 @@ class Controls:
             if limit_usd is None:
                 continue
             limit = round(limit_usd * 1_000_000)
-            spent = self._spent.get(key, 0)
-            if spent + worst_case > limit:
-                raise _exceeded(period, limit, spent, worst_case, client)
+            spent, held = self._spent.get(key, 0), self._held.get(key, 0)
+            if spent + held >= limit:
+                raise _exceeded(period, limit, spent, held, client)
         r = Reservation(client, d, m, worst_case)
-        self._add(r, worst_case)
+        self._add(self._held, r, worst_case)
         return r
 
     def settle(self, r: Reservation, actual: int) -> None:
-        """Replace the reservation by the real cost."""
-        self._add(r, actual - r.micros)
-        r.micros = actual
+        """Release the hold and count the real cost."""
+        self._add(self._held, r, -r.micros)
+        self._add(self._spent, r, actual)
+        r.micros = 0
 
     def record(self, client: str, actual: int) -> None:
         """A cost that had no reservation (e.g. free routes that turned out to cost)."""
         now = self._clock()
-        self._add(Reservation(client, day_key(now), month_key(now), 0), actual)
+        self._add(self._spent, Reservation(client, day_key(now), month_key(now), 0), actual)
 
     def spent_today(self) -> int:
         return self._spent.get(("day", day_key(self._clock())), 0)
 
-    def _add(self, r: Reservation, delta: int) -> None:
+    @staticmethod
+    def _add(counters: dict[tuple[str, ...], int], r: Reservation, delta: int) -> None:
         for key in (("day", r.day), ("month", r.month), ("client_day", r.day, r.client)):
-            self._spent[key] = self._spent.get(key, 0) + delta
+            counters[key] = counters.get(key, 0) + delta
 
 
 _NAMES = {"day": "daily", "month": "monthly", "client_day": "this client's daily"}
 
 
-def _exceeded(period: str, limit: int, spent: int, worst: int, client: str) -> LimitExceeded:
+def _exceeded(period: str, limit: int, spent: int, held: int, client: str) -> LimitExceeded:
     extra: dict[str, Any] = {"period": period, "limit_usd": micros_to_usd(limit),
                              "spent_usd": micros_to_usd(spent)}
     who = f" (client {client})" if period == "client_day" else ""
-    msg = (f"{_NAMES[period]} spending limit of {_usd(limit)}{who} reached: "
-           f"{_usd(spent)} spent or reserved by requests in flight")
-    if spent < limit:
-        msg += (f", and this request could cost up to {_usd(worst)} "
-                "(set max_tokens to reserve less)")
+    msg = (f"{_NAMES[period]} spending limit of {exact_dollars(limit)}{who} reached: "
+           f"{exact_dollars(spent)} spent")
+    if held:
+        msg += (f", and requests in flight may cost up to {exact_dollars(held)} more (they "
+                "hold their worst case until they end; max_tokens lowers it)")
     return LimitExceeded(msg, extra=extra)
-
-
-def _usd(micros: int) -> str:
-    """Dollars, exact: cents when whole, else every digit down to the microdollar (a sub-cent
-    limit must not read as $0.00, nor $0.049 as $0.05)."""
-    d = Decimal(micros) / 1_000_000
-    return f"${d:,.2f}" if micros % 10_000 == 0 else f"${d:,.6f}".rstrip("0")

@@ -141,3 +141,10 @@ def prompt_chars(body: Mapping[str, Any]) -> int:
 
 def micros_to_usd(micros: int) -> float:
     return micros / 1_000_000
+
+
+def exact_dollars(micros: int) -> str:
+    """Dollars, exact: cents when whole, else every digit down to the microdollar (a sub-cent
+    limit must not read as $0.00, nor $0.049 as $0.05)."""
+    d = Decimal(micros) / MICRO
+    return f"${d:,.2f}" if micros % 10_000 == 0 else f"${d:,.6f}".rstrip("0")

@@ -746,24 +746,25 @@ async def test_limits_command_persists_and_running_daemon_enforces(home: Path,
                                                                    fake: FakeUpstream) -> None:
     write_config(home, fake.url)
     async with serve(home, daemon_env(OPENAI_API_KEY=OPENAI_KEY)) as d:
-        body = {"model": BYOK, "messages": HELLO}  # no max_tokens: reserves the model's maximum
-        assert (await post(d.url, body)).status == 200
-        code, out, err = await acli("limits", "--daily-usd", "0.5")
+        body = {"model": BYOK, "messages": HELLO}
+        assert (await post(d.url, body)).status == 200  # costs ~117 microdollars
+        code, out, err = await acli("limits", "--daily-usd", "0.0001")
         assert code == 0, err
         assert "limits saved" in out and "running daemon" in out, out
         r = await post(d.url, body)  # the very next request, no sleep
         err = r.error(402, "usage_limit_exceeded")
-        assert err["period"] == "day" and err["limit_usd"] == 0.5
-        assert "$0.50" in err["message"]
+        assert err["period"] == "day" and err["limit_usd"] == 0.0001
+        assert err["spent_usd"] > 0.0001
+        assert "$0.0001" in err["message"]
         rows = await settled(home, 2)
         code, out, _ = await acli("limits", "--format", "json")
         info = json.loads(out)
-        assert info["daily_usd"] == 0.5 and info["monthly_usd"] is None
+        assert info["daily_usd"] == 0.0001 and info["monthly_usd"] is None
         assert info["spent_today_usd"] == sum(r["cost_microdollars"] for r in rows) / 1e6 > 0
         code, out, _ = await acli("limits")
-        assert "$0.50" in out
+        assert "of $0.0001" in out  # sub-cent limits are shown exactly
     doc = (await asyncio.to_thread((home / "config.toml").read_text))
-    assert "daily_usd = 0.5" in doc
+    assert "daily_usd = 0.0001" in doc
     code, out, _ = await acli("limits", "--daily-usd", "off", "--format", "json")
     assert json.loads(out)["daily_usd"] is None
 
