@@ -258,7 +258,7 @@ def cmd_spend(args: argparse.Namespace) -> int:
                                      "cost_microdollars")], "csv")
         return 0
     print(f"spend {review.window_label(since, until)}")
-    shown = [review.with_dollars(r) for r in rows]
+    shown = [review.with_dollars(r, args.by) for r in rows]
     shown.append(review.with_dollars({**total, cols[0][0]: "total"}))
     print_rows(shown, cols, "table")
     return 0

@@ -110,8 +110,12 @@ def spend_columns(by: str | None) -> list[tuple[str, str]]:
             ("cost", "cost")]
 
 
-def with_dollars(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "cost": dollars(row["cost_microdollars"])}
+def with_dollars(row: dict[str, Any], key: str | None = None) -> dict[str, Any]:
+    """A breakdown row for the table: money in dollars, an empty group named."""
+    out = {**row, "cost": dollars(row["cost_microdollars"])}
+    if key is not None and not out.get(key):
+        out[key] = "(none)"  # e.g. refused requests have no route or provider
+    return out
 
 
 def window_label(since: str | None, until: str | None) -> str:
