@@ -15,7 +15,8 @@ def daemon() -> dict[str, Any] | None:
     """The running daemon's state file, if one is there and its pid lives."""
     try:
         state = json.loads(paths.state_file().read_text())
-        os.kill(int(state["pid"]), 0)
+        if os.name == "posix":  # signal 0 probes the pid; on Windows 0 is CTRL_C_EVENT
+            os.kill(int(state["pid"]), 0)
         return dict(state)
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -109,13 +109,18 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     running = await start(settings, host, port, before_serving=announce)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    handled = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+        except (NotImplementedError, RuntimeError):
+            pass  # Windows: Ctrl-C arrives as KeyboardInterrupt and still reaches `finally`
     try:
         await stop.wait()
         log.info("stopping")
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in handled:
             loop.remove_signal_handler(sig)
         await running.stop()
         await asyncio.to_thread(_remove_state, state)
