@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import aiohttp
+import aiohttp.web
 
 from tests.conftest import Daemon, auth
 
@@ -66,3 +67,9 @@ async def chat(target: Daemon | str, body: Any, headers: dict[str, str] | None =
     """POST chat/completions with the local key (or exactly `headers` when given)."""
     return await call(target, "POST", f"{prefix}/chat/completions", body=body,
                       headers=auth() if headers is None else headers)
+
+
+async def openai_at(aiohttp_server: Any, app: aiohttp.web.Application) -> dict[str, Any]:
+    """Serve `app` on 127.0.0.1 and return the config that points provider openai at it."""
+    server = await aiohttp_server(app)
+    return {"providers": {"openai": {"base_url": str(server.make_url("/v1")).rstrip("/")}}}

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import LOCAL_KEY, Daemon, StartDaemon, auth
 from tests.fakes import FakeUpstream
-from tests.http import FAST, HELLO, Reply, chat
+from tests.http import FAST, HELLO, Reply, chat, openai_at
 
 OPENAI_KEY = "sk-test-openai-secret-987654"
 KILO_KEY = "kilo-user-key-abcdef123456"
@@ -393,9 +393,8 @@ async def test_mid_stream_error_without_done_gets_done(start_daemon: StartDaemon
 
     app = aiohttp.web.Application()
     app.router.add_post("/v1/chat/completions", failing)
-    server = await aiohttp_server(app)
-    d = await start_daemon(conf(providers={"openai": {
-        "base_url": str(server.make_url("/v1")).rstrip("/")}}), OPENAI_API_KEY=OPENAI_KEY)
+    d = await start_daemon(conf(**await openai_at(aiohttp_server, app)),
+                           OPENAI_API_KEY=OPENAI_KEY)
     r = await chat(d, {"model": BYOK, "messages": HELLO, "stream": True})
     events = sse_events(r.raw)
     assert content(events) == "part"
@@ -437,9 +436,8 @@ async def test_stream_ending_without_finish_or_done_is_an_error(start_daemon: St
 
     app = aiohttp.web.Application()
     app.router.add_post("/v1/chat/completions", short)
-    server = await aiohttp_server(app)
-    d = await start_daemon(conf(providers={"openai": {
-        "base_url": str(server.make_url("/v1")).rstrip("/")}}), OPENAI_API_KEY=OPENAI_KEY)
+    d = await start_daemon(conf(**await openai_at(aiohttp_server, app)),
+                           OPENAI_API_KEY=OPENAI_KEY)
     r = await chat(d, {"model": BYOK, "messages": HELLO, "stream": True})
     events = sse_events(r.raw)
     assert content(events) == "half"

@@ -29,7 +29,7 @@ from aiohttp import web
 from localgate import config, runtime
 from tests.conftest import LOCAL_KEY, Daemon, StartDaemon, auth
 from tests.fakes import FakeUpstream
-from tests.http import Reply, chat
+from tests.http import Reply, chat, openai_at
 from tests.test_daemon import acli, daemon_env, serve, write_config
 
 HELLO = [{"role": "user", "content": "hi"}]
@@ -178,11 +178,6 @@ def custom_upstream(usage: dict[str, Any] | None, words: tuple[str, ...] = (
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
     return app
-
-
-async def openai_at(aiohttp_server: Any, app: web.Application) -> dict[str, Any]:
-    server = await aiohttp_server(app)
-    return {"providers": {"openai": {"base_url": str(server.make_url("/v1")).rstrip("/")}}}
 
 
 def local_text(ts: str) -> str:
