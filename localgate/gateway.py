@@ -24,7 +24,7 @@ from localgate.errors import (ByokRefused, GatewayError, InvalidRequest, PaidMod
                               UpstreamError)
 from localgate.ledger import SpendEntry, utc_text
 from localgate.pricing import estimate_tokens, prompt_chars, worst_case
-from localgate.providers import HttpCall, build_chat
+from localgate.providers import HttpCall, build_chat, mistral_body
 from localgate.repair import repair_tool_calls, rewrite_tool_call_ids
 from localgate.upstream import Upstream
 
@@ -198,17 +198,18 @@ class Gateway:
     def _call(self, p: Prepared, rt: routing.Route) -> HttpCall:
         body = p.body
         extra: dict[str, str] = {}
+        mistral = rt.target.slug == "mistral" and rt.kind == routing.BYOK
         if rt.target.slug == "openrouter" and rt.kind in (routing.GATEWAY, routing.FALLBACK):
             body = dict(body)
             routing.openrouter_hints(body, rt.provider)
-        elif rt.target.slug == "mistral" and rt.kind == routing.BYOK:
-            messages, n = rewrite_tool_call_ids(body["messages"], "mistral")
-            if n:
-                body = {**body, "messages": messages}
+        elif mistral:
+            body = mistral_body(body)
+            body["messages"], _ = rewrite_tool_call_ids(body["messages"], "mistral")
         if rt.target.slug == "kilo":
             extra = p.kilo_headers
         return build_chat(body, model=rt.upstream_model, api_key=rt.api_key,
-                          base_url=rt.target.base_url, stream=p.stream, extra_headers=extra)
+                          base_url=rt.target.base_url, stream=p.stream, extra_headers=extra,
+                          request_usage=not mistral)
 
     async def open(self, p: Prepared) -> tuple[Any, routing.Route]:
         """Send upstream; a BYOK call that fails before its first byte goes once via the gateway.

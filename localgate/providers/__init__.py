@@ -6,6 +6,6 @@ They know nothing of the HTTP server, of where keys come from, or of where money
 from __future__ import annotations
 
 from localgate.providers.base import HttpCall
-from localgate.providers.openai_compat import build_chat
+from localgate.providers.openai_compat import build_chat, mistral_body
 
-__all__ = ["HttpCall", "build_chat"]
+__all__ = ["HttpCall", "build_chat", "mistral_body"]

@@ -15,11 +15,13 @@ from localgate.providers.base import HttpCall
 
 
 def build_chat(body: Mapping[str, Any], *, model: str, api_key: str | None, base_url: str,
-               stream: bool, extra_headers: Mapping[str, str] | None = None) -> HttpCall:
-    """POST {base_url}/chat/completions with `model` set and usage requested when streaming."""
+               stream: bool, extra_headers: Mapping[str, str] | None = None,
+               request_usage: bool = True) -> HttpCall:
+    """POST {base_url}/chat/completions with `model` set and, when streaming, usage requested
+    (`request_usage=False` for upstreams that refuse stream_options)."""
     out = dict(body)
     out["model"] = model
-    if stream:
+    if stream and request_usage:
         opts = out.get("stream_options")
         out["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
     headers = {"Content-Type": "application/json",
@@ -30,3 +32,24 @@ def build_chat(body: Mapping[str, Any], *, model: str, api_key: str | None, base
         headers.update(extra_headers)
     data = jsonfast.dumps(out)
     return HttpCall("POST", f"{base_url}/chat/completions", headers, data)
+
+
+def mistral_body(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Mistral's API refuses OpenAI fields it does not know (422 extra_forbidden):
+    `stream_options` (its streams end with usage anyway) and `max_completion_tokens` (it takes
+    `max_tokens`); and, as the hosted gateway does, tools lose `strict`."""
+    out = {k: v for k, v in body.items() if k != "stream_options"}
+    if "max_completion_tokens" in out:
+        limit = out.pop("max_completion_tokens")
+        out.setdefault("max_tokens", limit)
+    tools = out.get("tools")
+    if isinstance(tools, list):
+        out["tools"] = [_without_strict(t) for t in tools]
+    return out
+
+
+def _without_strict(tool: Any) -> Any:
+    fn = tool.get("function") if isinstance(tool, dict) else None
+    if not isinstance(fn, dict) or "strict" not in fn:
+        return tool
+    return {**tool, "function": {k: v for k, v in fn.items() if k != "strict"}}
