@@ -30,4 +30,5 @@ def dumps(obj: Any) -> bytes:
     try:
         return orjson.dumps(obj)
     except TypeError:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+        # ensure_ascii escapes what UTF-8 cannot carry (a lone surrogate from a JS client)
+        return json.dumps(obj, separators=(",", ":")).encode()

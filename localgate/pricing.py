@@ -24,8 +24,12 @@ class Tokens:
     reasoning: int = 0
 
 
+MAX_TOKENS = 10**12        # far beyond any real request; keeps junk out of SQLite's int64
+MAX_MICROS = 10**15        # a billion dollars
+
+
 def _int(v: Any) -> int:
-    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+    return min(v, MAX_TOKENS) if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
 
 
 def tokens_of(u: Mapping[str, Any] | None) -> Tokens:
@@ -56,7 +60,7 @@ def usd_to_micros(usd: Any) -> int | None:
         return None
     if not d.is_finite() or d < 0:
         return None
-    return int((d * MICRO).to_integral_value(ROUND_HALF_UP))
+    return min(int((d * MICRO).to_integral_value(ROUND_HALF_UP)), MAX_MICROS)
 
 
 def upstream_cost(u: Mapping[str, Any] | None) -> int | None:
@@ -129,8 +133,10 @@ def prompt_chars(body: Mapping[str, Any]) -> int:
         if isinstance(c, str):
             n += len(c)
         elif isinstance(c, list):
-            n += sum(len(p.get("text") or "") for p in c if isinstance(p, dict))
-        for tc in m.get("tool_calls") or ():
+            n += sum(len(p["text"]) for p in c
+                     if isinstance(p, dict) and isinstance(p.get("text"), str))
+        calls = m.get("tool_calls")
+        for tc in calls if isinstance(calls, list) else ():
             if isinstance(tc, dict) and isinstance(tc.get("function"), dict):
                 n += len(str(tc["function"].get("arguments") or ""))
     tools = body.get("tools")

@@ -562,3 +562,32 @@ async def test_api_passthrough_needs_local_auth(start_daemon: StartDaemon,
     r = await call(d, "GET", "/api/profile?x=1", headers=auth("wrong"))
     assert_error(r, 401, "authentication_required")
     assert fake.seen == []
+
+
+# ---- junk that must not become a 500 (review findings) ---------------------------------------
+
+async def test_deeply_nested_json_is_400(start_daemon: StartDaemon, fake: FakeUpstream) -> None:
+    d = await start_daemon(OPENAI_API_KEY=OPENAI_KEY)
+    deep = b'{"model": "openai/gpt-5.2", "messages": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    r = await call(d, "POST", "/v1/chat/completions", data=deep,
+                   headers={**auth(), "Content-Type": "application/json"})
+    assert_error(r, 400, "invalid_request")
+
+
+async def test_odd_content_parts_are_forwarded_not_500(start_daemon: StartDaemon,
+                                                       fake: FakeUpstream) -> None:
+    d = await start_daemon(OPENAI_API_KEY=OPENAI_KEY)
+    odd = [{"role": "user", "content": [{"type": "text", "text": 5}]},
+           {"role": "assistant", "content": "x", "tool_calls": 5}]
+    r = await chat(d, {"model": "openai/gpt-5.2", "messages": odd})
+    assert r.status == 200  # the provider judges its own input; the fake accepts it
+    assert fake.last.body["messages"] == odd
+
+
+async def test_lone_surrogate_is_forwarded(start_daemon: StartDaemon, fake: FakeUpstream) -> None:
+    d = await start_daemon(OPENAI_API_KEY=OPENAI_KEY)
+    raw = b'{"model": "openai/gpt-5.2", "messages": [{"role": "user", "content": "hi \\ud83d"}]}'
+    r = await call(d, "POST", "/v1/chat/completions", data=raw,
+                   headers={**auth(), "Content-Type": "application/json"})
+    assert r.status == 200, r.raw
+    assert b"\\ud83d" in fake.last.raw  # sent on escaped, as JSON allows

@@ -843,3 +843,15 @@ async def test_malformed_requests_are_logged_too(start_daemon: StartDaemon,
     assert sorted((r["status"], r["http_status"], r["model"] or "") for r in rows) == [
         ("error", 400, ""), ("error", 400, BYOK)]
     assert fake.seen == []
+
+
+async def test_absurd_usage_numbers_do_not_stop_the_log(start_daemon: StartDaemon,
+                                                         fake: FakeUpstream) -> None:
+    d = await start_daemon(OPENAI_API_KEY=OPENAI_KEY)
+    fake.knobs.usage = {"prompt_tokens": 99999999999999999999, "completion_tokens": 1}
+    assert (await post(d.url, {"model": BYOK, "messages": HELLO})).status == 200
+    fake.knobs.usage = {"prompt_tokens": 5, "completion_tokens": 1}
+    assert (await post(d.url, {"model": BYOK, "messages": HELLO})).status == 200
+    rows = await settled(d.home, 2, d)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert rows[0]["prompt_tokens"] == 10**12 and rows[1]["prompt_tokens"] == 5

@@ -13,7 +13,6 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,13 +208,13 @@ class LedgerWriter:
                 # load, rows gather for a few ms so the thread takes the GIL less often
                 time.sleep(GROUP_COMMIT_S)
 
-    def _commit(self, batch: Iterable[tuple[Any, ...]]) -> None:
+    def _commit(self, batch: list[tuple[Any, ...]]) -> None:
         try:
             self.conn.execute("begin")
             self.conn.executemany(_INSERT, batch)
             self.conn.execute("commit")
-        except sqlite3.Error:
-            log.exception("could not write %d spend rows", len(list(batch)))
+        except Exception:  # the writer must outlive any one bad batch
+            log.exception("could not write %d spend rows", len(batch))
             try:
                 self.conn.execute("rollback")
             except sqlite3.Error:
