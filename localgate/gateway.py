@@ -243,9 +243,7 @@ class Gateway:
         """The plain-words error for a provider refusing the user's own key, else None."""
         if rt.kind != routing.BYOK or status not in _BYOK_REFUSALS:
             return None
-        if rt.api_key:  # providers may echo the refused key; our message must never show it
-            body = body.replace(rt.api_key.encode(), b"<your key>")
-        detail = _upstream_message(body)
+        detail = _upstream_message(scrub(rt, body))
         return ByokRefused(
             f"[BYOK] {rt.target.name} {_BYOK_REFUSALS[status]} your own {rt.target.name} key "
             f"(HTTP {status})" + (f": {detail}" if detail else ""), status=status)
@@ -350,6 +348,16 @@ class Gateway:
         return [{"slug": p.slug, "name": p.name, "displayName": p.name, "baseUrl": p.base_url,
                  "byokEnabled": not p.free, "hasKey": bool(self.keys.provider_key(p))}
                 for p in self.live.settings.providers.values()]
+
+
+def scrub(rt: routing.Route, data: bytes) -> bytes:
+    """Upstream bytes with the key we presented replaced: providers echo refused keys, and
+    nothing a client sees or the log keeps may show one."""
+    if rt.api_key:
+        key = rt.api_key.encode()
+        if key in data:
+            return data.replace(key, b"<your key>")
+    return data
 
 
 def _upstream_message(body: bytes) -> str:

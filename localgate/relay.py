@@ -129,7 +129,7 @@ class SseWatcher:
         if not isinstance(usage, dict):
             return None
         self.usage = usage
-        if self.drop_usage_chunk and not choices:
+        if self.drop_usage_chunk and not choices and "error" not in obj:
             return b""
         new = self.on_usage(usage) if self.on_usage is not None else None
         if new is None:

@@ -540,3 +540,75 @@ async def test_shutdown_ends_open_streams(start_daemon: StartDaemon, fake: FakeU
             await stopping
     assert time.monotonic() - t0 < 1.5
     assert_error_ending(sse_events(raw))
+
+
+# ---- review findings: keys echoed by upstreams, SSE event boundaries ----------------------------
+
+def _stream_app(lines: list[bytes], status: int = 200) -> aiohttp.web.Application:
+    async def handler(request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
+        if status != 200:
+            return aiohttp.web.Response(status=status, body=b"".join(lines),
+                                        content_type="application/json")
+        resp = aiohttp.web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for line in lines:
+            await resp.write(line)
+        await resp.write_eof()
+        return resp
+
+    app = aiohttp.web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    return app
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+    obj = {"id": "c1", "object": "chat.completion.chunk", "model": "m",
+           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+    return b"data: " + json.dumps(obj).encode()
+
+
+async def test_an_echoed_key_never_reaches_client_or_log(start_daemon: StartDaemon,
+                                                         aiohttp_server: Any) -> None:
+    echo = json.dumps({"error": {"message": f"bad request for key {OPENAI_KEY}"}}).encode()
+    d = await start_daemon(conf(**await openai_at(aiohttp_server, _stream_app([echo], 400))),
+                           OPENAI_API_KEY=OPENAI_KEY)
+    r = await chat(d, {"model": BYOK, "messages": HELLO})
+    assert r.status == 400 and OPENAI_KEY.encode() not in r.raw and b"<your key>" in r.raw
+    d2 = await start_daemon(conf(**await openai_at(aiohttp_server, _stream_app([
+        _chunk({"content": "hi"}) + b"\n\n",
+        b'data: {"error": {"message": "quota for ' + OPENAI_KEY.encode() + b'"}}\n\n',
+        b"data: [DONE]\n\n"]))), OPENAI_API_KEY=OPENAI_KEY)
+    r = await chat(d2, {"model": BYOK, "messages": HELLO, "stream": True})
+    assert OPENAI_KEY.encode() not in r.raw and b"<your key>" in r.raw
+    for daemon in (d, d2):  # both daemons log to the same home's spend.db
+        assert await asyncio.to_thread(daemon.running.built.spend_log.flush)
+    for f in sorted(d.home.glob("spend.db*")):
+        assert OPENAI_KEY.encode() not in await asyncio.to_thread(f.read_bytes), f.name
+
+
+async def test_our_done_starts_its_own_event(start_daemon: StartDaemon,
+                                             aiohttp_server: Any) -> None:
+    # the upstream's last event lacks its blank line, and it sends no [DONE]
+    app = _stream_app([_chunk({"content": "hi"}) + b"\n\n", _chunk({}, "stop") + b"\n"])
+    d = await start_daemon(conf(**await openai_at(aiohttp_server, app)),
+                           OPENAI_API_KEY=OPENAI_KEY)
+    r = await chat(d, {"model": BYOK, "messages": HELLO, "stream": True})
+    events = [e for e in r.raw.decode().split("\n\n") if e.strip()]
+    assert events[-1] == "data: [DONE]"
+    for e in events[:-1]:
+        json.loads(e.removeprefix("data: "))  # every event is one whole JSON object
+    async with d.sdk() as client:
+        stream = await client.chat.completions.create(model=BYOK, messages=HELLO, stream=True)
+        assert "".join([c.choices[0].delta.content or "" async for c in stream
+                        if c.choices]) == "hi"
+
+
+async def test_an_error_chunk_with_usage_is_not_dropped(start_daemon: StartDaemon,
+                                                        aiohttp_server: Any) -> None:
+    err = (b'data: {"id": "c1", "choices": [], "usage": {"prompt_tokens": 3, '
+           b'"completion_tokens": 0}, "error": {"message": "overloaded", "code": 529}}\n\n')
+    app = _stream_app([_chunk({"content": "hi"}) + b"\n\n", err, b"data: [DONE]\n\n"])
+    d = await start_daemon(conf(**await openai_at(aiohttp_server, app)),
+                           OPENAI_API_KEY=OPENAI_KEY)
+    r = await chat(d, {"model": BYOK, "messages": HELLO, "stream": True})  # usage not asked
+    assert b"overloaded" in r.raw

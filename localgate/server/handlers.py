@@ -19,7 +19,7 @@ from localgate.auth import ANONYMOUS
 from localgate.catalog import public_model
 from localgate.errors import (AuthRequired, GatewayError, InvalidRequest, ModelNotFound,
                               UpstreamError)
-from localgate.gateway import Gateway, Prepared
+from localgate.gateway import Gateway, Prepared, scrub
 from localgate.relay import SseWatcher, error_event, looks_like_object, text_chars, usage_span
 from localgate.server.keys import ACTIVE, AUTH, GATEWAY, LIMITER, RELOAD, REQUEST_ID, STOPPING
 from localgate.upstream import chunks, read_all
@@ -77,7 +77,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         ex.http_status = upstream.status
         ctype = upstream.headers.get("Content-Type", "")
         if upstream.status < 400 and ctype.startswith("text/event-stream"):
-            return await _relay_stream(request, gw, p, upstream, rt.target.name)
+            return await _relay_stream(request, gw, p, upstream, rt)
         return await _relay_body(gw, p, upstream, rt, rid)
     except GatewayError as err:
         ex.status, ex.error, ex.http_status = "error", err.message, err.status
@@ -108,6 +108,7 @@ async def _relay_body(gw: Gateway, p: Prepared, upstream: aiohttp.ClientResponse
     headers = _route_headers(p, rid)
     headers["Content-Type"] = upstream.headers.get("Content-Type", "application/json")
     if upstream.status >= 400:
+        data = scrub(rt, data)
         back_off = {h: upstream.headers[h] for h in _PASSED_ON if h in upstream.headers}
         refusal = gw.byok_refusal(rt, upstream.status, data)
         if refusal is not None:
@@ -130,8 +131,9 @@ async def _relay_body(gw: Gateway, p: Prepared, upstream: aiohttp.ClientResponse
 
 
 async def _relay_stream(request: web.Request, gw: Gateway, p: Prepared,
-                        upstream: aiohttp.ClientResponse, who: str) -> web.StreamResponse:
-    ex = p.ex
+                        upstream: aiohttp.ClientResponse, rt: Any) -> web.StreamResponse:
+    ex, who = p.ex, rt.target.name
+    key = rt.api_key.encode() if rt.api_key else None
     out = web.StreamResponse(status=200, headers={
         **_route_headers(p, request[REQUEST_ID]), "Content-Type": "text/event-stream",
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -140,32 +142,46 @@ async def _relay_stream(request: web.Request, gw: Gateway, p: Prepared,
                        on_usage=lambda usage: gw.usage_with_cost(ex, usage))
     active = request.app[ACTIVE]
     active.add(upstream)
+    ending = b"\n\n"  # the last bytes sent: our own events must start a new event
+
+    async def send(data: bytes) -> None:
+        nonlocal ending
+        if key is not None and key in data:  # an echoed key never goes out
+            data = data.replace(key, b"<your key>")
+        await out.write(data)
+        ending = data[-4:]
+
+    async def send_own(event: bytes) -> None:
+        ended = ending.endswith(b"\n\n") or ending == b"\r\n\r\n"
+        await send(event if ended else b"\n" + event)
+
     try:
         try:
             async for chunk in chunks(upstream, who):
                 data = watch.feed(chunk)
                 if data:
-                    await out.write(data)
+                    await send(data)
                     if watch.first_content and ex.ttft_ms is None:
                         ex.first_token()
                     watch.sent(data)
             tail = watch.flush()
             if tail:
-                await out.write(tail)
+                await send(tail)
             if watch.error is not None:
-                ex.status, ex.error = "error", str(watch.error.get("message", watch.error))[:300]
+                message = str(watch.error.get("message", watch.error))[:300]
+                ex.status, ex.error = "error", scrub(rt, message.encode()).decode()
                 if not watch.done:  # the upstream's error chunk ends the stream: close it properly
-                    await out.write(b"data: [DONE]\n\n")
+                    await send_own(b"data: [DONE]\n\n")
             elif not watch.done:
                 if not watch.finished:
                     raise UpstreamError(f"{who} ended the stream before it was complete")
-                await out.write(b"data: [DONE]\n\n")
+                await send_own(b"data: [DONE]\n\n")
         except UpstreamError as exc:
             err = UpstreamError("localgate is shutting down; the stream was ended") \
                 if request.app[STOPPING].is_set() else exc
             ex.status, ex.error = "error", err.message
             gen_id, model = watch.ids()
-            await out.write(error_event(err.envelope()["error"], gen_id=gen_id, model=model))
+            await send_own(error_event(err.envelope()["error"], gen_id=gen_id, model=model))
         await out.write_eof()
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         ex.status = "client_closed"
