@@ -87,10 +87,11 @@ class Controls:
                                 code="provider_not_allowed", param="model")
 
     def reserve(self, client: str, worst_case: int) -> Reservation:
-        """Admit a paid request while what was spent plus what requests in flight hold is below
-        every limit, then hold its worst case until it settles. Parallel requests therefore
-        stop at the limit, overshooting by at most the last one admitted; a lone request is
-        never refused only because its worst case is large."""
+        """Admit a paid request and hold its worst case until it settles. While others are in
+        flight it must fit: spent + held + its worst case <= limit, so parallel requests can
+        never together overshoot. With nothing in flight it needs only spent < limit: a lone
+        request is not refused because its worst case is large (IDEs often send no
+        max_tokens), and can overshoot by at most itself."""
         s = self._settings()
         now = self._clock()
         d, m = day_key(now), month_key(now)
@@ -102,7 +103,8 @@ class Controls:
                 continue
             limit = round(limit_usd * 1_000_000)
             spent, held = self._spent.get(key, 0), self._held.get(key, 0)
-            if spent + held >= limit:
+            fits = spent < limit if held == 0 else spent + held + worst_case <= limit
+            if not fits:
                 raise _exceeded(period, limit, spent, held, client)
         r = Reservation(client, d, m, worst_case)
         self._add(self._held, r, worst_case)
