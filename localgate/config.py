@@ -200,6 +200,9 @@ def _providers(doc: dict[str, Any], warnings: list[str]) -> dict[str, Provider]:
         if not defaults and "base_url" not in vals:
             raise ConfigError(f"providers.{slug}.base_url: a new provider needs a base_url")
         merged = {**defaults, **vals}
+        if "base_url" in vals and "api_url" not in vals and defaults.get("api_url"):
+            # a moved gateway (a proxy, a test server) takes its service root along
+            merged["api_url"] = _service_root(vals["base_url"])
         out[slug] = Provider(
             slug=slug, name=merged.get("name", slug), base_url=merged["base_url"].rstrip("/"),
             api=merged.get("api", "openai"), key_env=merged.get("key_env"),
@@ -208,6 +211,15 @@ def _providers(doc: dict[str, Any], warnings: list[str]) -> dict[str, Provider]:
             gateway=bool(defaults.get("gateway", False)), builtin=bool(defaults),
             catalog_prefix=defaults.get("catalog_prefix", ""))
     return out
+
+
+def _service_root(base_url: str) -> str:
+    """`https://host/api/gateway` -> `https://host` (also /api/openrouter, /api/v1)."""
+    for suffix in ("/api/gateway", "/api/openrouter", "/api/v1"):
+        if base_url.endswith(suffix):
+            return base_url[: -len(suffix)]
+    scheme, _, rest = base_url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
 
 
 def _auto(doc: dict[str, Any], warnings: list[str]) -> dict[str, AutoModel]:

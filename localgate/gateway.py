@@ -20,11 +20,11 @@ from localgate import accounting, catalog as catalog_mod, routing
 from localgate.catalog import Catalog, provider_of
 from localgate.config import Provider, Settings
 from localgate.controls import DEFAULT_MAX_OUTPUT, Controls, Reservation
-from localgate.errors import (ByokRefused, GatewayError, InvalidRequest, PaidModelAuthRequired,
-                              UpstreamError)
+from localgate.errors import (AuthRequired, ByokRefused, GatewayError, InvalidRequest,
+                              PaidModelAuthRequired, UpstreamError)
 from localgate.ledger import SpendEntry, utc_text
 from localgate.pricing import estimate_tokens, prompt_chars, worst_case
-from localgate.providers import HttpCall, build_chat, mistral_body
+from localgate.providers import GATEWAY_FIM_FIELDS, HttpCall, build_chat, build_fim, mistral_body
 from localgate.repair import repair_tool_calls, rewrite_tool_call_ids
 from localgate.upstream import Upstream
 
@@ -93,6 +93,7 @@ class Prepared:
     wants_usage: bool
     kilo_headers: dict[str, str]
     ex: Exchange
+    fim: bool = False
 
 
 _ID_PREFIX = secrets.token_hex(6)
@@ -102,6 +103,38 @@ _ID_COUNTER = itertools.count(1)
 def new_request_id() -> str:
     """Unique across runs (a random prefix per process) without a syscall per request."""
     return f"lg-{_ID_PREFIX}{next(_ID_COUNTER):010x}"
+
+
+def _validate_common(body: dict[str, Any]) -> tuple[str | None, bool]:
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise InvalidRequest("'model' must be a string", param="model")
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be true or false", param="stream")
+    return (model.strip() or None) if isinstance(model, str) else None, stream
+
+
+def _validate_fim(body: Any) -> tuple[str, bool]:
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    if not isinstance(body.get("prompt"), str):
+        raise InvalidRequest("'prompt' (the code before the cursor) is required",
+                             param="prompt")
+    for name in ("suffix",):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise InvalidRequest(f"'{name}' must be a string", param=name)
+    for name in ("max_tokens", "min_tokens"):
+        v = body.get(name)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+            raise InvalidRequest(f"'{name}' must be a whole number", param=name)
+    model, stream = _validate_common(body)
+    if model is None:
+        raise InvalidRequest("'model' is required, e.g. mistralai/codestral-2508",
+                             param="model")
+    return model, stream
 
 
 def _validate(body: Any) -> tuple[str | None, bool]:
@@ -117,18 +150,10 @@ def _validate(body: Any) -> tuple[str | None, bool]:
         if not isinstance(m, dict) or not isinstance(m.get("role"), str):
             raise InvalidRequest(f"messages[{i}] must be an object with a 'role'",
                                  param=f"messages[{i}]")
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise InvalidRequest("'model' must be a string", param="model")
-    stream = body.get("stream", False)
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise InvalidRequest("'stream' must be true or false", param="stream")
     opts = body.get("stream_options")
     if opts is not None and not isinstance(opts, dict):
         raise InvalidRequest("'stream_options' must be an object", param="stream_options")
-    return (model.strip() or None) if isinstance(model, str) else None, stream
+    return _validate_common(body)
 
 
 class Gateway:
@@ -186,6 +211,44 @@ class Gateway:
                         if k.lower().startswith(_KILO_HEADER_PREFIX)}
         return Prepared(rt, body, ex.stream, bool(opts.get("include_usage")), kilo_headers, ex)
 
+    def prepare_fim(self, ex: Exchange, body: Any, *, headers: Mapping[str, str]) -> Prepared:
+        """A fill-in-the-middle request along the same line: controls, then the route (SPEC 4,
+        FIM). Local auth is required: the hosted FIM endpoint has no anonymous tier."""
+        settings, cat = self.live.settings, self.live.catalog
+        model, ex.stream = _validate_fim(body)
+        if ex.client == "anonymous":
+            raise AuthRequired("fill-in-the-middle needs your local API key "
+                               "(`localgate token show`)")
+        rt = routing.route_fim(model, settings, cat, self.keys.provider_key)
+        ex.resolved_model, ex.provider = rt.model, rt.provider
+        self.controls.allow(client=ex.client, model=rt.model, provider=rt.provider,
+                            raw_prefix=model.partition("/")[0])
+        ex.prompt_chars = len(body["prompt"]) + len(body.get("suffix") or "")
+        ex.reservation = self.controls.reserve(ex.client, self._worst_case(body, rt.entry, ex))
+        ex.rt, ex.route = rt, rt.kind
+        kilo_headers = {k: v for k, v in headers.items()
+                        if k.lower().startswith(_KILO_HEADER_PREFIX)}
+        return Prepared(rt, body, ex.stream, True, kilo_headers, ex, fim=True)
+
+    def admit_forward(self, ex: Exchange, body: Any) -> None:
+        """An inference call that localgate forwards to the Kilo service as it is (Responses,
+        Messages, embeddings ...): the allow lists and limits still apply, and it is logged,
+        costed from whatever usage the service reports."""
+        model = self.requested_model(body)
+        ex.stream = bool(body.get("stream")) if isinstance(body, dict) else False
+        entry = self.live.catalog.get(model) if model else None
+        ex.resolved_model, ex.provider = model, provider_of(model) if model else "kilo"
+        free = model.endswith(":free") or bool(entry and entry.get("free"))
+        if model:
+            self.controls.allow(client=ex.client, model=model, provider=ex.provider,
+                                raw_prefix=model.partition("/")[0])
+        if not free:
+            ex.reservation = self.controls.reserve(ex.client, 0)  # no worst case is known
+        kilo = self.live.settings.kilo
+        ex.rt = routing.Route(model, ex.provider, routing.GATEWAY, kilo, model,
+                              self.keys.provider_key(kilo), entry, free)
+        ex.route = routing.GATEWAY
+
     @staticmethod
     def _worst_case(body: Mapping[str, Any], entry: Mapping[str, Any] | None,
                     ex: Exchange) -> int:
@@ -196,6 +259,13 @@ class Gateway:
                           (entry or {}).get("pricing") or {})
 
     def _call(self, p: Prepared, rt: routing.Route) -> HttpCall:
+        if p.fim:
+            if rt.target.slug == "kilo":  # the hosted service's FIM endpoint, not the gateway's
+                return build_fim(p.body, model=rt.upstream_model, api_key=rt.api_key,
+                                 url=f"{rt.target.api_url}/api/fim/completions", stream=p.stream,
+                                 fields=GATEWAY_FIM_FIELDS, extra_headers=p.kilo_headers)
+            return build_fim(p.body, model=rt.upstream_model, api_key=rt.api_key,
+                             url=f"{rt.target.base_url}/fim/completions", stream=p.stream)
         body = p.body
         extra: dict[str, str] = {}
         mistral = rt.target.slug == "mistral" and rt.kind == routing.BYOK

@@ -134,6 +134,31 @@ def fallback(rt: Route, settings: Settings, keys: KeyLookup) -> Route | None:
     return _gateway_route(rt.model, rt.provider, rt.entry, False, settings, keys, FALLBACK)
 
 
+def route_fim(model: str, settings: Settings, catalog: Catalog, keys: KeyLookup) -> Route:
+    """SPEC 4, FIM: `mistral/codestral-…` and `mistralai/codestral-…` belong to `mistral`; with a
+    Mistral key -> Mistral's FIM endpoint with the native id, else the Kilo service's FIM
+    endpoint (model `mistralai/…`) with the Kilo key, else 401. The Route's target is the
+    provider; the caller builds the URL."""
+    prefix, _, name = model.partition("/")
+    if builtins.ALIASES.get(prefix, prefix) != "mistral" or not name.startswith("codestral"):
+        raise InvalidRequest(f"{model!r} is not a fill-in-the-middle model: use "
+                             "mistralai/codestral-… (see `localgate models --provider mistral`)",
+                             code="unsupported_fim_model", param="model")
+    gateway_id = f"mistralai/{name}"
+    entry = catalog.get(gateway_id)
+    mistral = settings.providers["mistral"]
+    key = keys(mistral)
+    if key:
+        native = (entry or {}).get("native_id") or name
+        return Route(gateway_id, "mistral", BYOK, mistral, native, key, entry, False)
+    kilo = settings.kilo
+    key = keys(kilo)
+    if key:
+        return Route(gateway_id, "mistral", GATEWAY, kilo, gateway_id, key, entry, False)
+    raise ProviderKeyMissing(f"no key to reach {gateway_id}: add your own Mistral key "
+                             f"({mistral.key_env}) or a key for the {kilo.name} ({kilo.key_env})")
+
+
 def openrouter_hints(body: dict[str, Any], provider: str) -> None:
     """Add the seeds' preferred inference provider as provider.order, never over the client's."""
     preferred = builtins.OPENROUTER_ORDER.get(provider)

@@ -53,6 +53,7 @@ class FakeUpstream:
         self.models: list[dict[str, Any]] = []
         self.app = web.Application()
         self.app.router.add_post("/{tail:.*}/chat/completions", self.chat)
+        self.app.router.add_post("/{tail:.*}/fim/completions", self.fim)
         self.app.router.add_get("/{tail:.*}/models", self.list_models)
         self.app.router.add_route("*", "/api/{tail:.*}", self.kilo_api)
         self.url = ""
@@ -84,6 +85,8 @@ class FakeUpstream:
     async def kilo_api(self, request: web.Request) -> web.StreamResponse:
         if request.path.endswith("/chat/completions"):
             return await self.chat(request)  # aiohttp prefers the /api/ prefix route
+        if request.path.endswith("/fim/completions"):
+            return await self.fim(request)
         if request.path.endswith("/models") and request.method == "GET":
             return await self.list_models(request)
         seen = await self._record(request)
@@ -110,6 +113,43 @@ class FakeUpstream:
         if body.get("stream"):
             return await self._stream(request, body, model)
         return web.json_response(self._completion(body, model))
+
+    async def fim(self, request: web.Request) -> web.StreamResponse:
+        """Mistral's FIM endpoint (Codestral): strict about fields, usage on the last chunk."""
+        seen = await self._record(request)
+        body = seen.body or {}
+        allowed = {"model", "prompt", "suffix", "max_tokens", "min_tokens", "stop", "stream",
+                   "temperature", "top_p", "random_seed"}
+        extra = sorted(set(body) - allowed)
+        if extra:
+            return web.json_response({"object": "error", "message": {"detail": [
+                {"type": "extra_forbidden", "loc": ["body", extra[0]]}]}}, status=422)
+        if self.knobs.status >= 400:
+            return web.json_response({"message": "fim refused"}, status=self.knobs.status)
+        usage = {**self.knobs.usage,
+                 "total_tokens": sum(self.knobs.usage.values())}
+        model = body.get("model", "codestral")
+        if not body.get("stream"):
+            return web.json_response({
+                "id": "fim-1", "object": "chat.completion", "model": model, "created": 1,
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": "return a + b"}}],
+                "usage": usage})
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for i, text in enumerate(("return ", "a + b")):
+            if self.knobs.chunk_delay:
+                await asyncio.sleep(self.knobs.chunk_delay)
+            last = i == 1
+            chunk: dict[str, Any] = {"id": "fim-1", "object": "chat.completion.chunk",
+                                     "model": model, "created": 1, "choices": [{
+                                         "index": 0, "delta": {"content": text},
+                                         "finish_reason": "stop" if last else None}]}
+            if last:
+                chunk["usage"] = usage
+            await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
 
     def _usage(self) -> dict[str, Any]:
         u: dict[str, Any] = dict(self.knobs.usage)

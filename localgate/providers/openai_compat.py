@@ -34,6 +34,28 @@ def build_chat(body: Mapping[str, Any], *, model: str, api_key: str | None, base
     return HttpCall("POST", f"{base_url}/chat/completions", headers, data)
 
 
+# The FIM fields Mistral accepts (it refuses others with 422); the hosted gateway keeps fewer.
+FIM_FIELDS = frozenset({"prompt", "suffix", "max_tokens", "min_tokens", "stop", "stream",
+                        "temperature", "top_p", "random_seed"})
+GATEWAY_FIM_FIELDS = frozenset({"prompt", "suffix", "max_tokens", "min_tokens", "stop",
+                                "stream"})
+
+
+def build_fim(body: Mapping[str, Any], *, model: str, api_key: str | None, url: str,
+              stream: bool, fields: frozenset[str] = FIM_FIELDS,
+              extra_headers: Mapping[str, str] | None = None) -> HttpCall:
+    """POST a fill-in-the-middle request (Mistral Codestral shape) to `url`."""
+    out = {k: v for k, v in body.items() if k in fields}
+    out["model"] = model
+    headers = {"Content-Type": "application/json",
+               "Accept": "text/event-stream" if stream else "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    if extra_headers:
+        headers.update(extra_headers)
+    return HttpCall("POST", url, headers, jsonfast.dumps(out))
+
+
 def mistral_body(body: Mapping[str, Any]) -> dict[str, Any]:
     """Mistral's API refuses OpenAI fields it does not know (422 extra_forbidden):
     `stream_options` (its streams end with usage anyway) and `max_completion_tokens` (it takes

@@ -66,8 +66,10 @@ def _routes(app: web.Application) -> None:
     r.add_get("/health", handlers.health)
     r.add_get("/healthz", handlers.health)
     r.add_post("/localgate/reload", handlers.reload)
+    r.add_post("/api/fim/completions", handlers.fim_completions)  # the Kilo service's own path
     for pre in PREFIXES:
         r.add_post(f"{pre}/chat/completions", handlers.chat_completions)
+        r.add_post(f"{pre}/fim/completions", handlers.fim_completions)
         r.add_get(f"{pre}/models", handlers.list_models)
         r.add_get(pre + "/models/{model_id:.+}", handlers.get_model)
         r.add_get(f"{pre}/providers", handlers.list_providers)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from typing import Any
 
 import aiohttp
@@ -54,6 +55,15 @@ def _route_headers(p: Prepared, request_id: str) -> dict[str, str]:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _complete(request, fim=False)
+
+
+async def fim_completions(request: web.Request) -> web.StreamResponse:
+    return await _complete(request, fim=True)
+
+
+async def _complete(request: web.Request, *, fim: bool) -> web.StreamResponse:
+    """One completion along the gateway's line; every request accepted leaves a spend row."""
     gw = request.app[GATEWAY]
     rid = request[REQUEST_ID]
     client = request.app[AUTH].client(request.headers)  # a wrong key: refused, not logged
@@ -62,7 +72,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     try:
         body = await _json_body(request)
         ex.model = gw.requested_model(body)
-        p = gw.prepare(ex, body, headers=request.headers)
+        prepare = gw.prepare_fim if fim else gw.prepare
+        p = prepare(ex, body, headers=request.headers)
         if client == ANONYMOUS:
             request.app[LIMITER].check(request.remote or "unknown")
     except GatewayError as err:
@@ -247,33 +258,91 @@ async def reload(request: web.Request) -> web.Response:
     return json_response({"status": "reloaded", "default_model": default})
 
 
+# Inference calls the Kilo service offers that localgate forwards as they are: still controlled
+# and logged (a model refused for chat must not be reachable through /responses).
+_FORWARDED_INFERENCE = re.compile(
+    r"^/api/(?:gateway|openrouter|v1)(?:/v1)?/(?:responses|messages|embeddings|"
+    r"audio/transcriptions|edit/completions)$")
+_USAGE_SCAN_LIMIT = 4 * 2**20
+
+
 async def passthrough(request: web.Request) -> web.StreamResponse:
     """Any other /api/... path goes to the hosted Kilo service unchanged (local auth needed)."""
-    if request.app[AUTH].client(request.headers) == ANONYMOUS:
+    client = request.app[AUTH].client(request.headers)
+    if client == ANONYMOUS:
         raise AuthRequired("this path is forwarded to the Kilo service and needs the local "
                            "API key (`localgate token show`)")
     gw = request.app[GATEWAY]
+    data = await request.read() if request.body_exists else None
+    ex = None
+    if request.method == "POST" and _FORWARDED_INFERENCE.match(request.path):
+        body: Any = None
+        ex = gw.accept(body, headers=request.headers, client=client,
+                       request_id=request[REQUEST_ID])
+        try:
+            body = jsonfast.loads(data or b"null")
+            ex.model = gw.requested_model(body)
+            gw.admit_forward(ex, body)
+        except GatewayError as err:
+            gw.refuse(ex, err)
+            raise
+        except ValueError:
+            ex = None  # not JSON: the service will say so; nothing to control or cost
+        else:
+            gw.begin(ex)
+    try:
+        return await _forward(request, gw, data, ex)
+    except asyncio.CancelledError:
+        if ex is not None:
+            ex.status = "client_closed"
+        raise
+    finally:
+        if ex is not None:
+            if ex.status == "in_flight":
+                ex.status = "ok" if ex.http_status < 400 else "error"
+            gw.finish(ex)
+
+
+async def _forward(request: web.Request, gw: Gateway, data: bytes | None,
+                   ex: Any) -> web.StreamResponse:
     kilo = gw.live.settings.kilo
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
     key = gw.keys.provider_key(kilo)
     if key:
         headers["Authorization"] = f"Bearer {key}"
-    data = await request.read() if request.body_exists else None
     # encoded=True: yarl would otherwise re-normalise the client's escapes (%2F -> /)
     url = URL(f"{kilo.api_url}{request.raw_path}", encoded=True)
-    upstream = await gw.upstream.open(request.method, url,
-                                      headers=headers, data=data, who="the Kilo service")
+    try:
+        upstream = await gw.upstream.open(request.method, url, headers=headers, data=data,
+                                          who="the Kilo service")
+    except GatewayError as err:
+        if ex is not None:
+            ex.status, ex.error, ex.http_status = "error", err.message, err.status
+        raise
+    kept: list[bytes] | None = [] if ex is not None and not upstream.headers.get(
+        "Content-Type", "").startswith("text/event-stream") else None
     try:
         out = web.StreamResponse(status=upstream.status, headers={
             k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP})
         out.headers["x-request-id"] = request[REQUEST_ID]
         await out.prepare(request)
+        size = 0
         try:
             async for chunk in chunks(upstream, "the Kilo service"):
                 await out.write(chunk)
-        except UpstreamError:
-            pass  # headers are gone already; ending the body early is all we can do
+                if kept is not None and size < _USAGE_SCAN_LIMIT:
+                    kept.append(chunk)
+                    size += len(chunk)
+        except UpstreamError as err:
+            if ex is not None:
+                ex.status, ex.error = "error", err.message
+            # headers are gone already; ending the body early is all we can do
         await out.write_eof()
         return out
     finally:
         upstream.release()
+        if ex is not None:
+            ex.http_status = upstream.status
+            found = usage_span(b"".join(kept)) if kept else None
+            if found is not None:
+                ex.usage = found[0]
