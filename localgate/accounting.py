@@ -10,7 +10,7 @@ Pure; imports pricing and the ledger's row type only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from localgate.ledger import SpendEntry
@@ -25,10 +25,11 @@ FREE_ROUTES = frozenset({"free", "local"})
 
 
 def cost(route: str, free: bool, usage: Mapping[str, Any] | None,
-         pricing: Mapping[str, Any] | None, prompt_chars: int,
+         pricing: Mapping[str, Any] | None, prompt_chars: Callable[[], int],
          content_chars: int, *, failed: bool = False) -> tuple[int, str, Tokens]:
-    """(microdollars, cost_source, tokens) for one request. `failed`: the upstream answered
-    an error status (or none at all), so without usage or output nothing was used."""
+    """(microdollars, cost_source, tokens) for one request. `prompt_chars` is asked only when
+    tokens must be estimated. `failed`: the upstream answered an error status (or none at
+    all), so without usage or output nothing was used."""
     reported = tokens_of(usage)
     known = bool(usage) and (reported.prompt > 0 or reported.completion > 0)
     if free or route in FREE_ROUTES:
@@ -46,8 +47,9 @@ def cost(route: str, free: bool, usage: Mapping[str, Any] | None,
     return (catalog_cost(t, pricing) if has_prices(pricing) else 0), "estimated", t
 
 
-def _estimate(prompt_chars: int, content_chars: int) -> Tokens:
-    return Tokens(prompt=estimate_tokens(prompt_chars), completion=estimate_tokens(content_chars))
+def _estimate(prompt_chars: Callable[[], int], content_chars: int) -> Tokens:
+    return Tokens(prompt=estimate_tokens(prompt_chars()),
+                  completion=estimate_tokens(content_chars))
 
 
 def usage_with_cost(route: str, usage: Mapping[str, Any], micros: int) -> dict[str, Any] | None:

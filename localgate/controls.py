@@ -86,7 +86,7 @@ class Controls:
                 raise Forbidden(f"provider {provider!r} is not in allow_providers of {where}",
                                 code="provider_not_allowed", param="model")
 
-    def reserve(self, client: str, worst_case: int) -> Reservation:
+    def reserve(self, client: str, worst_case: Callable[[], int]) -> Reservation:
         """Admit a paid request and hold its worst case until it settles. While others are in
         flight it must fit: spent + held + its worst case <= limit, so parallel requests can
         never together overshoot. With nothing in flight it needs only spent < limit: a lone
@@ -98,16 +98,19 @@ class Controls:
         c = s.clients.get(client)
         checks = [("day", ("day", d), s.daily_usd), ("month", ("month", m), s.monthly_usd),
                   ("client_day", ("client_day", d, client), c.daily_usd if c else None)]
+        worst = 0
+        if any(limit is not None for _, _, limit in checks):  # no limit: nothing to price
+            worst = worst_case()
         for period, key, limit_usd in checks:
             if limit_usd is None:
                 continue
             limit = round(limit_usd * 1_000_000)
             spent, held = self._spent.get(key, 0), self._held.get(key, 0)
-            fits = spent < limit if held == 0 else spent + held + worst_case <= limit
+            fits = spent < limit if held == 0 else spent + held + worst <= limit
             if not fits:
                 raise _exceeded(period, limit, spent, held, client)
-        r = Reservation(client, d, m, worst_case)
-        self._add(self._held, r, worst_case)
+        r = Reservation(client, d, m, worst)
+        self._add(self._held, r, worst)
         return r
 
     def settle(self, r: Reservation, actual: int) -> None:

@@ -75,10 +75,20 @@ class Exchange:
     error: str | None = None
     rt: routing.Route | None = None          # the route that is (or was) serving it
     reservation: Reservation | None = None   # worst-case cost held against the limits
-    prompt_chars: int = 0                    # for estimates when no usage is reported
+    prompt: Any = None                       # the request, sized only if an estimate is needed
+    _prompt_chars: int | None = None
     content_chars: int = 0
     begun: bool = False
     cost: tuple[Any, tuple[int, str | None, Any]] | None = None  # (usage it was computed for, cost)
+
+    def prompt_chars(self) -> int:
+        """Characters of prompt text (for estimates); worked out once, on demand."""
+        if self._prompt_chars is None:
+            p = self.prompt
+            self._prompt_chars = (len(p.get("prompt") or "") + len(p.get("suffix") or "")
+                                  if isinstance(p, dict) and "prompt" in p
+                                  else prompt_chars(p) if isinstance(p, dict) else 0)
+        return self._prompt_chars
 
     def first_token(self) -> None:
         if self.ttft_ms is None:
@@ -91,7 +101,7 @@ class Prepared:
     body: dict[str, Any]
     stream: bool
     wants_usage: bool
-    kilo_headers: dict[str, str]
+    headers: Mapping[str, str]           # the client's (x-kilocode-* go on to the Kilo service)
     ex: Exchange
     fim: bool = False
 
@@ -198,18 +208,17 @@ class Gateway:
                 "(`localgate token show`); without one only free and local models are served")
         self.controls.allow(client=ex.client, model=canonical, provider=ex.provider,
                             raw_prefix=resolved.partition("/")[0])
-        ex.prompt_chars = prompt_chars(body)
+        ex.prompt = body
         if not free:
-            ex.reservation = self.controls.reserve(ex.client, self._worst_case(body, entry, ex))
+            ex.reservation = self.controls.reserve(
+                ex.client, lambda: self._worst_case(body, entry, ex))
         rt = routing.route(resolved, settings, cat, self.keys.provider_key, found=found)
         ex.rt, ex.route = rt, rt.kind
         messages, ex.repairs = repair_tool_calls(body["messages"])
         if messages is not body["messages"]:
             body = {**body, "messages": messages}
         opts = body.get("stream_options") or {}
-        kilo_headers = {k: v for k, v in headers.items()
-                        if k.lower().startswith(_KILO_HEADER_PREFIX)}
-        return Prepared(rt, body, ex.stream, bool(opts.get("include_usage")), kilo_headers, ex)
+        return Prepared(rt, body, ex.stream, bool(opts.get("include_usage")), headers, ex)
 
     def prepare_fim(self, ex: Exchange, body: Any, *, headers: Mapping[str, str]) -> Prepared:
         """A fill-in-the-middle request along the same line: controls, then the route (SPEC 4,
@@ -223,12 +232,11 @@ class Gateway:
         ex.resolved_model, ex.provider = rt.model, rt.provider
         self.controls.allow(client=ex.client, model=rt.model, provider=rt.provider,
                             raw_prefix=model.partition("/")[0])
-        ex.prompt_chars = len(body["prompt"]) + len(body.get("suffix") or "")
-        ex.reservation = self.controls.reserve(ex.client, self._worst_case(body, rt.entry, ex))
+        ex.prompt = body
+        ex.reservation = self.controls.reserve(
+            ex.client, lambda: self._worst_case(body, rt.entry, ex))
         ex.rt, ex.route = rt, rt.kind
-        kilo_headers = {k: v for k, v in headers.items()
-                        if k.lower().startswith(_KILO_HEADER_PREFIX)}
-        return Prepared(rt, body, ex.stream, True, kilo_headers, ex, fim=True)
+        return Prepared(rt, body, ex.stream, True, headers, ex, fim=True)
 
     def admit_forward(self, ex: Exchange, body: Any) -> None:
         """An inference call that localgate forwards to the Kilo service as it is (Responses,
@@ -243,7 +251,7 @@ class Gateway:
             self.controls.allow(client=ex.client, model=model, provider=ex.provider,
                                 raw_prefix=model.partition("/")[0])
         if not free:
-            ex.reservation = self.controls.reserve(ex.client, 0)  # no worst case is known
+            ex.reservation = self.controls.reserve(ex.client, lambda: 0)  # none is known
         kilo = self.live.settings.kilo
         ex.rt = routing.Route(model, ex.provider, routing.GATEWAY, kilo, model,
                               self.keys.provider_key(kilo), entry, free)
@@ -255,7 +263,7 @@ class Gateway:
         out = body.get("max_completion_tokens") or body.get("max_tokens")
         if not isinstance(out, int) or isinstance(out, bool) or out <= 0:
             out = (entry or {}).get("max_completion_tokens") or DEFAULT_MAX_OUTPUT
-        return worst_case(estimate_tokens(ex.prompt_chars), int(out),
+        return worst_case(estimate_tokens(ex.prompt_chars()), int(out),
                           (entry or {}).get("pricing") or {})
 
     def _call(self, p: Prepared, rt: routing.Route) -> HttpCall:
@@ -263,7 +271,8 @@ class Gateway:
             if rt.target.slug == "kilo":  # the hosted service's FIM endpoint, not the gateway's
                 return build_fim(p.body, model=rt.upstream_model, api_key=rt.api_key,
                                  url=f"{rt.target.api_url}/api/fim/completions", stream=p.stream,
-                                 fields=GATEWAY_FIM_FIELDS, extra_headers=p.kilo_headers)
+                                 fields=GATEWAY_FIM_FIELDS,
+                                 extra_headers=_kilo_headers(p.headers))
             return build_fim(p.body, model=rt.upstream_model, api_key=rt.api_key,
                              url=f"{rt.target.base_url}/fim/completions", stream=p.stream)
         body = p.body
@@ -276,7 +285,7 @@ class Gateway:
             body = mistral_body(body)
             body["messages"], _ = rewrite_tool_call_ids(body["messages"], "mistral")
         if rt.target.slug == "kilo":
-            extra = p.kilo_headers
+            extra = _kilo_headers(p.headers)
         return build_chat(body, model=rt.upstream_model, api_key=rt.api_key,
                           base_url=rt.target.base_url, stream=p.stream, extra_headers=extra,
                           request_usage=not mistral)
@@ -418,6 +427,11 @@ class Gateway:
         return [{"slug": p.slug, "name": p.name, "displayName": p.name, "baseUrl": p.base_url,
                  "byokEnabled": not p.free, "hasKey": bool(self.keys.provider_key(p))}
                 for p in self.live.settings.providers.values()]
+
+
+def _kilo_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The client's x-kilocode-* headers (mode, task id, feature, editor), for the Kilo service."""
+    return {k: v for k, v in headers.items() if k.lower().startswith(_KILO_HEADER_PREFIX)}
 
 
 def scrub(rt: routing.Route, data: bytes) -> bytes:

@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from localgate import jsonfast
+
 # the text a stream delivers, counted for estimates when the upstream reports no usage
 _TEXT_START = re.compile(rb'"(?:content|arguments|reasoning(?:_content)?)": ?"')
 UsageHook = Callable[[dict[str, Any]], "dict[str, Any] | None"]
@@ -134,7 +136,7 @@ class SseWatcher:
         new = self.on_usage(usage) if self.on_usage is not None else None
         if new is None:
             return None
-        return json.dumps({**obj, "usage": new}, separators=(",", ":")).encode()
+        return jsonfast.dumps({**obj, "usage": new})
 
 
 _MARKERS = (b'"usage":{', b'"usage": {', b'"finish_reason":"', b'"finish_reason": "',

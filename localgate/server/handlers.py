@@ -134,7 +134,7 @@ async def _relay_body(gw: Gateway, p: Prepared, upstream: aiohttp.ClientResponse
         usage, a, b = found
         new = gw.usage_with_cost(p.ex, usage)
         if new is not None:
-            data = data[:a] + json.dumps(new, separators=(",", ":")).encode() + data[b:]
+            data = data[:a] + jsonfast.dumps(new) + data[b:]
     else:
         p.ex.content_chars = text_chars(data)
     p.ex.first_token()
