@@ -24,14 +24,19 @@ def build_chat(body: Mapping[str, Any], *, model: str, api_key: str | None, base
     if stream and request_usage:
         opts = out.get("stream_options")
         out["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
+    return HttpCall("POST", f"{base_url}/chat/completions",
+                    _headers(api_key, stream, extra_headers), jsonfast.dumps(out))
+
+
+def _headers(api_key: str | None, stream: bool,
+             extra: Mapping[str, str] | None) -> dict[str, str]:
     headers = {"Content-Type": "application/json",
                "Accept": "text/event-stream" if stream else "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
-    if extra_headers:
-        headers.update(extra_headers)
-    data = jsonfast.dumps(out)
-    return HttpCall("POST", f"{base_url}/chat/completions", headers, data)
+    if extra:
+        headers.update(extra)
+    return headers
 
 
 # The FIM fields Mistral accepts (it refuses others with 422); the hosted gateway keeps fewer.
@@ -47,13 +52,7 @@ def build_fim(body: Mapping[str, Any], *, model: str, api_key: str | None, url: 
     """POST a fill-in-the-middle request (Mistral Codestral shape) to `url`."""
     out = {k: v for k, v in body.items() if k in fields}
     out["model"] = model
-    headers = {"Content-Type": "application/json",
-               "Accept": "text/event-stream" if stream else "application/json"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    if extra_headers:
-        headers.update(extra_headers)
-    return HttpCall("POST", url, headers, jsonfast.dumps(out))
+    return HttpCall("POST", url, _headers(api_key, stream, extra_headers), jsonfast.dumps(out))
 
 
 def mistral_body(body: Mapping[str, Any]) -> dict[str, Any]:
