@@ -214,13 +214,22 @@ def _window(args: argparse.Namespace) -> tuple[str | None, str | None]:
             parse_when(args.until) if args.until else None)
 
 
-def cmd_log(args: argparse.Namespace) -> int:
-    from localgate import ledger, review
+def _open_window(args: argparse.Namespace) -> tuple[Any, str | None, str | None] | int:
+    """(spend-log connection or None, since, until), or the exit code of a bad window."""
+    from localgate import review
     try:
         since, until = _window(args)
     except review.WindowError as exc:
         return _fail(str(exc), 2)
-    conn = review.open_log(paths.ledger_file())
+    return review.open_log(paths.ledger_file()), since, until
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from localgate import ledger, review
+    opened = _open_window(args)
+    if isinstance(opened, int):
+        return opened
+    conn, since, until = opened
     rows = ledger.rows(conn, since=since, until=until, limit=args.limit) if conn else []
     if args.format == "table":
         if not rows:
@@ -234,11 +243,10 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 def cmd_spend(args: argparse.Namespace) -> int:
     from localgate import review
-    try:
-        since, until = _window(args)
-    except review.WindowError as exc:
-        return _fail(str(exc), 2)
-    conn = review.open_log(paths.ledger_file())
+    opened = _open_window(args)
+    if isinstance(opened, int):
+        return opened
+    conn, since, until = opened
     if conn is None:
         rows, total = [], {"total": "total", "requests": 0, "prompt_tokens": 0,
                            "completion_tokens": 0, "cached_tokens": 0, "cache_write_tokens": 0,

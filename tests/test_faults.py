@@ -377,22 +377,9 @@ async def test_mid_stream_upstream_error_is_relayed(start_daemon: StartDaemon,
 
 async def test_mid_stream_error_without_done_gets_done(start_daemon: StartDaemon,
                                                        aiohttp_server: Any) -> None:
-    async def failing(request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
-        await request.read()
-        resp = aiohttp.web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await resp.prepare(request)
-        ok = {"id": "gen-1", "object": "chat.completion.chunk", "model": "m",
-              "choices": [{"index": 0, "delta": {"content": "part"}, "finish_reason": None}]}
-        err = {"id": "gen-1", "object": "chat.completion.chunk", "model": "m",
-               "error": {"code": 502, "message": "provider fell over"},
-               "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]}
-        for obj in (ok, err):
-            await resp.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
-        await resp.write_eof()  # and no [DONE]
-        return resp
-
-    app = aiohttp.web.Application()
-    app.router.add_post("/v1/chat/completions", failing)
+    err = {"error": {"code": 502, "message": "provider fell over"}}
+    app = _stream_app([_chunk({"content": "part"}) + b"\n\n",  # then an error, and no [DONE]
+                       _chunk({"content": ""}, "error", **err) + b"\n\n"])
     d = await start_daemon(conf(**await openai_at(aiohttp_server, app)),
                            OPENAI_API_KEY=OPENAI_KEY)
     r = await chat(d, {"model": BYOK, "messages": HELLO, "stream": True})
@@ -424,18 +411,7 @@ async def test_missing_done_is_appended(start_daemon: StartDaemon, fake: FakeUps
 async def test_stream_ending_without_finish_or_done_is_an_error(start_daemon: StartDaemon,
                                                                 fake: FakeUpstream,
                                                                 aiohttp_server: Any) -> None:
-    async def short(request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
-        await request.read()
-        resp = aiohttp.web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await resp.prepare(request)
-        chunk = {"id": "x", "object": "chat.completion.chunk", "model": "m",
-                 "choices": [{"index": 0, "delta": {"content": "half"}, "finish_reason": None}]}
-        await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-        await resp.write_eof()
-        return resp
-
-    app = aiohttp.web.Application()
-    app.router.add_post("/v1/chat/completions", short)
+    app = _stream_app([_chunk({"content": "half"}) + b"\n\n"])  # then the end, no finish
     d = await start_daemon(conf(**await openai_at(aiohttp_server, app)),
                            OPENAI_API_KEY=OPENAI_KEY)
     r = await chat(d, {"model": BYOK, "messages": HELLO, "stream": True})
