@@ -36,10 +36,6 @@ class Provider:
     catalog_prefix: str = ""    # the hosted catalog's name for it, when it differs (mistralai)
 
     @property
-    def local(self) -> bool:
-        return self.free
-
-    @property
     def gateway_prefix(self) -> str:
         return self.catalog_prefix or self.slug
 

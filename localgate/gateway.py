@@ -78,7 +78,6 @@ class Exchange:
     prompt: Any = None                       # the request, sized only if an estimate is needed
     _prompt_chars: int | None = None
     content_chars: int = 0
-    begun: bool = False
     cost: tuple[Any, tuple[int, str | None, Any]] | None = None  # (usage it was computed for, cost)
 
     def prompt_chars(self) -> int:
@@ -329,7 +328,6 @@ class Gateway:
 
     def begin(self, ex: Exchange) -> None:
         """Write the in-flight row: from here on even a killed daemon leaves a record."""
-        ex.begun = True
         if self.spend_log is not None:
             self.spend_log.write(self._entry(ex, 0, None, accounting.Tokens()))
 

@@ -42,8 +42,3 @@ def local_key(create: bool = True, path: Path | None = None) -> str | None:
     with os.fdopen(fd, "w") as f:
         f.write(key + "\n")
     return key
-
-
-def mask(key: str) -> str:
-    """A key as it may be shown: its last four characters only."""
-    return "…" + key[-4:] if len(key) > 8 else "…"
