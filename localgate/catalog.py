@@ -111,11 +111,9 @@ def load(cache_file: Path | None = None) -> Catalog:
 
 def write_cache(cache_file: Path, hosted: list[Any]) -> None:
     """Keep the hosted list for the next start (atomic replace). Blocking I/O."""
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_name(cache_file.name + ".tmp")
+    from localgate.paths import write_private
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    tmp.write_text(json.dumps({"fetched_at": stamp, "data": hosted}))
-    tmp.replace(cache_file)
+    write_private(cache_file, json.dumps({"fetched_at": stamp, "data": hosted}).encode())
 
 
 def cache_age_s(cache_file: Path) -> float | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-import os
+import math
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,15 +109,20 @@ def _port(key: str, v: Any) -> int:
     return v
 
 
+def _finite(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
+
+
 def _positive(key: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+    if not _finite(v) or v <= 0:
         raise ConfigError(f"{key}: expected a number greater than 0, got {v!r}")
     return float(v)
 
 
 def _usd(key: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
-        raise ConfigError(f"{key}: expected an amount in USD (a number >= 0), got {v!r}")
+    if not _finite(v) or v < 0 or v > 1e9:
+        raise ConfigError(f"{key}: expected an amount in USD (a number from 0 to 1e9), "
+                          f"got {v!r}")
     return float(v)
 
 
@@ -272,11 +277,20 @@ def from_document(doc: dict[str, Any]) -> Settings:
 
 
 def read_document(path: Path) -> dict[str, Any]:
+    """The parsed file ({} when there is none); ConfigError for anything unreadable."""
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        raw = path.read_bytes()
     except FileNotFoundError:
         return {}
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path} is a directory, not a config file") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file (invalid UTF-8 at byte {exc.start}); "
+                          "expected TOML") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
 
@@ -289,18 +303,21 @@ def load(path: Path | None = None) -> Settings:
 def save_value(section: str, key: str, value: Any, path: Path | None = None) -> Path:
     """Set `[section] key = value` in the file, keeping everything else; atomic replace."""
     import tomli_w
+
+    from localgate import lock
     path = path or paths.config_file()
-    doc = copy.deepcopy(read_document(path))
-    table = doc.setdefault(section, {})
-    if value is None:
-        table.pop(key, None)
-    else:
-        table[key] = value
-    from_document(doc)  # never write a file we could not start from
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(tomli_w.dumps(doc).encode())
-    os.replace(tmp, path)
+    paths.private_dir(path.parent)
+    with lock.exclusive(path):  # read-modify-write: a parallel command's change survives
+        doc = copy.deepcopy(read_document(path))
+        table = doc.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{section}: expected a table, got {table!r}")
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+        from_document(doc)  # never write a file we could not start from
+        paths.write_private(path, tomli_w.dumps(doc).encode())
     return path
 
 

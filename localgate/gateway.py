@@ -21,7 +21,7 @@ from localgate.catalog import Catalog, provider_of
 from localgate.config import Provider, Settings
 from localgate.controls import DEFAULT_MAX_OUTPUT, Controls, Reservation
 from localgate.errors import (AuthRequired, ByokRefused, GatewayError, InvalidRequest,
-                              PaidModelAuthRequired, UpstreamError)
+                              PaidModelAuthRequired, Paused, UpstreamError)
 from localgate.ledger import SpendEntry, utc_text
 from localgate.pricing import estimate_tokens, prompt_chars, worst_case
 from localgate.providers import GATEWAY_FIM_FIELDS, HttpCall, build_chat, build_fim, mistral_body
@@ -49,6 +49,12 @@ class Live:
 
     settings: Settings
     catalog: Catalog
+    paused: bool = False   # proxied requests get 503 `paused` (tray, CLI, dashboard)
+
+    def check_paused(self) -> None:
+        if self.paused:
+            raise Paused("localgate is paused: proxied requests are refused until you resume "
+                         "(`localgate resume`, or Resume in the tray or dashboard)")
 
 
 @dataclass(slots=True)
@@ -196,6 +202,7 @@ class Gateway:
         (SPEC 4: virtual models, then controls, then the route)."""
         settings, cat = self.live.settings, self.live.catalog
         model, ex.stream = _validate(body)
+        self.live.check_paused()
         resolved = routing.resolve_virtual(model, ex.mode, settings)
         found = canonical, entry = routing.lookup(resolved, cat, settings)
         ex.resolved_model, ex.provider = canonical, entry["provider"] if entry else \
@@ -224,6 +231,7 @@ class Gateway:
         FIM). Local auth is required: the hosted FIM endpoint has no anonymous tier."""
         settings, cat = self.live.settings, self.live.catalog
         model, ex.stream = _validate_fim(body)
+        self.live.check_paused()
         if ex.client == "anonymous":
             raise AuthRequired("fill-in-the-middle needs your local API key "
                                "(`localgate token show`)")
@@ -243,6 +251,7 @@ class Gateway:
         costed from whatever usage the service reports."""
         model = self.requested_model(body)
         ex.stream = bool(body.get("stream")) if isinstance(body, dict) else False
+        self.live.check_paused()
         entry = self.live.catalog.get(model) if model else None
         ex.resolved_model, ex.provider = model, provider_of(model) if model else "kilo"
         free = model.endswith(":free") or bool(entry and entry.get("free"))
@@ -333,7 +342,7 @@ class Gateway:
 
     def refuse(self, ex: Exchange, err: GatewayError) -> None:
         """A request refused before anything was sent: one complete row."""
-        ex.status = "refused" if err.status in (401, 402, 403, 404, 429) else "error"
+        ex.status = "refused" if err.status in (401, 402, 403, 404, 429, 503) else "error"
         ex.http_status, ex.error = err.status, err.message
         self.finish(ex)
 

@@ -14,10 +14,11 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
-from localgate import __version__, paths
+from localgate import __version__, lock, paths
 from localgate.app import Built, build
 from localgate.config import Settings, is_loopback
 
@@ -33,15 +34,45 @@ class PortInUse(CannotListen):
     pass
 
 
+class AlreadyRunning(CannotListen):
+    """Another daemon holds this home's lock (one daemon per LOCALGATE_HOME / user)."""
+
+
+def _lock_home() -> lock.FileLock:
+    held = lock.FileLock(paths.daemon_lock_file())
+    try:
+        held.acquire()
+    except lock.Busy:
+        raise AlreadyRunning(_already_running_message()) from None
+    return held
+
+
+def _already_running_message() -> str:
+    where = ""
+    try:
+        state = json.loads(paths.state_file().read_text())
+        host = state.get("host", "127.0.0.1")
+        where = f" at http://{_url_host(host)}:{state['port']}/v1 (pid {state['pid']})"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return (f"localgate is already running{where} for {paths.data_dir()}; one daemon per "
+            "home: stop it first (or use it: `localgate status`)")
+
+
 class Running:
     """A started server: its runner, the port it got, and what was built."""
 
-    def __init__(self, runner: web.AppRunner, port: int, built: Built) -> None:
+    def __init__(self, runner: web.AppRunner, port: int, built: Built,
+                 home_lock: lock.FileLock) -> None:
         self.runner, self.port, self.built = runner, port, built
+        self._lock = home_lock
 
     async def stop(self) -> None:
-        await self.runner.cleanup()
-        await asyncio.to_thread(self.built.close)
+        try:
+            await self.runner.cleanup()
+            await asyncio.to_thread(self.built.close)
+        finally:
+            self._lock.release()
 
 
 async def start(settings: Settings, host: str, port: int,
@@ -51,11 +82,17 @@ async def start(settings: Settings, host: str, port: int,
     The socket is bound first, so a second daemon that cannot listen never touches the log,
     and requests are answered only once everything about a started daemon is true
     (`before_serving(port)` has run). Raises PortInUse, or CannotListen for other reasons."""
-    sock = await asyncio.to_thread(_bind, host, port)
+    home_lock = await asyncio.to_thread(_lock_home)
+    try:
+        sock = await asyncio.to_thread(_bind, host, port)
+    except BaseException:
+        home_lock.release()
+        raise
     try:
         built = await asyncio.to_thread(build, settings)
     except BaseException:
         sock.close()
+        home_lock.release()
         raise
     runner = web.AppRunner(built.app, handle_signals=False, access_log=None,
                            shutdown_timeout=SHUTDOWN_TIMEOUT_S, handler_cancellation=True)
@@ -68,7 +105,7 @@ async def start(settings: Settings, host: str, port: int,
     # of the cyclic collector, whose full passes would otherwise add ms pauses to requests
     gc.freeze()
     await web.SockSite(runner, sock).start()  # connections made meanwhile wait in the backlog
-    return Running(runner, bound, built)
+    return Running(runner, bound, built, home_lock)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -134,16 +171,12 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _write_state(path: os.PathLike[str], host: str, port: int) -> None:
-    from pathlib import Path
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps({"pid": os.getpid(), "host": host, "port": port,
-                             "version": __version__}))
+def _write_state(path: Path, host: str, port: int) -> None:
+    paths.write_private(path, json.dumps({"pid": os.getpid(), "host": host, "port": port,
+                                          "version": __version__}).encode())
 
 
-def _remove_state(path: os.PathLike[str]) -> None:
-    from pathlib import Path
+def _remove_state(path: Path) -> None:
     try:
         data = json.loads(Path(path).read_text())
         if data.get("pid") == os.getpid():

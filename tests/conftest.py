@@ -89,6 +89,8 @@ async def start_daemon(fake: FakeUpstream, home: Path,
     started: list[Daemon] = []
 
     async def start(extra: dict[str, Any] | None = None, **env: str) -> Daemon:
+        while started:  # one daemon per home: a test's second daemon replaces its first
+            await started.pop().running.stop()
         for k, v in env.items():
             monkeypatch.setenv(k, v)
         doc = merge(provider_doc(fake.url), extra or {})
@@ -99,8 +101,8 @@ async def start_daemon(fake: FakeUpstream, home: Path,
         return d
 
     yield start
-    for d in started:
-        await d.running.stop()
+    while started:
+        await started.pop().running.stop()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -72,13 +73,33 @@ def _values(e: SpendEntry) -> tuple[Any, ...]:
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating and migrating) spend.db in autocommit mode, WAL."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _private_file(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
     conn.execute("pragma journal_mode=wal")
     conn.execute("pragma synchronous=normal")  # WAL + normal: durable across a process kill
     conn.execute("pragma busy_timeout=10000")
     migrations.apply(conn)
     return conn
+
+
+def _private_file(path: Path) -> None:
+    """spend.db is the user's only (0600): SQLite gives its -wal and -shm the same mode."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.name != "posix":
+        return
+    # Create it 0600 only when missing: closing any descriptor of an open database would drop
+    # the POSIX locks SQLite holds on it in this process (and another could then delete the WAL)
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if p.stat().st_mode & 0o077:
+                p.chmod(0o600)
+        except OSError:
+            pass
 
 
 def row_dict(row: sqlite3.Row) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from aiohttp import web
 from localgate.auth import AnonymousLimiter, LocalAuth
 from localgate.gateway import Gateway
 from localgate.server import handlers
-from localgate.server.keys import ACTIVE, AUTH, GATEWAY, LIMITER, RELOAD, STOPPING
+from localgate.dashboard.sessions import Sessions
+from localgate.server.keys import ACTIVE, AUTH, GATEWAY, LIMITER, RELOAD, SESSIONS, STOPPING
 from localgate.server.middleware import make_guard
 
 # The hosted gateway's prefixes (old and new) and the plain OpenAI one.
@@ -55,6 +56,7 @@ def make_app(new_gateway: GatewayFactory, *, auth: LocalAuth,
     app[STOPPING] = asyncio.Event()
     app[ACTIVE] = set()
     app[RELOAD] = reload
+    app[SESSIONS] = Sessions()
     app.cleanup_ctx.append(gateway_ctx)
     app.on_shutdown.append(end_streams)
     _routes(app)

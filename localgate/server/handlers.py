@@ -242,7 +242,8 @@ async def models_by_provider(request: web.Request) -> web.Response:
 async def health(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
     return json_response({"status": "ok", "version": __version__,
-                          "default_model": gw.live.settings.default_model})
+                          "default_model": gw.live.settings.default_model,
+                          "paused": gw.live.paused})
 
 
 async def reload(request: web.Request) -> web.Response:
