@@ -3,8 +3,9 @@
 cost source, in order: `free` (free and local routes cost 0); `upstream` (the upstream reported
 `usage.cost`, or `cost_details.upstream_inference_cost` for BYOK at OpenRouter); `catalog`
 (reported tokens x the catalog's prices, cache prices applied); `estimated` (no usage reported:
-tokens estimated from text length, priced from the catalog when it has prices, else 0; and 0
-when the upstream answered an error before any output, which nobody bills).
+tokens estimated from text length; or a model the catalog has no price for, priced at its
+provider's dearest prices so that it still counts against the limits; and 0 when the upstream
+answered an error before any output, which nobody bills).
 Pure; imports pricing and the ledger's row type only.
 """
 
@@ -26,10 +27,12 @@ FREE_ROUTES = frozenset({"free", "local"})
 
 def cost(route: str, free: bool, usage: Mapping[str, Any] | None,
          pricing: Mapping[str, Any] | None, prompt_chars: Callable[[], int],
-         content_chars: int, *, failed: bool = False) -> tuple[int, str, Tokens]:
+         content_chars: int, *, failed: bool = False,
+         exact: bool = True) -> tuple[int, str, Tokens]:
     """(microdollars, cost_source, tokens) for one request. `prompt_chars` is asked only when
     tokens must be estimated. `failed`: the upstream answered an error status (or none at
-    all), so without usage or output nothing was used."""
+    all), so without usage or output nothing was used. `exact`: the prices are the model's
+    own (else a conservative stand-in, and the cost is `estimated`)."""
     reported = tokens_of(usage)
     known = bool(usage) and (reported.prompt > 0 or reported.completion > 0)
     if free or route in FREE_ROUTES:
@@ -39,7 +42,7 @@ def cost(route: str, free: bool, usage: Mapping[str, Any] | None,
         return up, "upstream", reported
     if known:
         if has_prices(pricing):
-            return catalog_cost(reported, pricing), "catalog", reported
+            return catalog_cost(reported, pricing), "catalog" if exact else "estimated", reported
         return 0, "estimated", reported  # tokens are real, but no price is known for them
     if failed and not content_chars:
         return 0, "estimated", Tokens()

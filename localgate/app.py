@@ -21,7 +21,8 @@ from localgate.catalog import Catalog
 from localgate.config import Settings
 from localgate.controls import Controls, local_midnight_utc
 from localgate.errors import UpstreamError
-from localgate.gateway import Exchange, Gateway, Live
+from localgate.exchange import Exchange
+from localgate.gateway import Gateway, Live
 from localgate.ledger import LedgerWriter
 from localgate.server import make_app
 from localgate.upstream import Upstream, get_json
@@ -44,21 +45,15 @@ class Built:
     def recover(self) -> int:
         """After the port is ours: rows a killed daemon left in flight become `interrupted`,
         and the limits start from what the log says was spent. Blocking (SQLite)."""
-        conn = ledger.connect(self.spend_log.path)
-        try:
-            n = ledger.mark_interrupted(conn, self.started)
-            day = local_midnight_utc()
-            names = [r[0] for r in conn.execute(
-                "select distinct client from spend where ts >= ?", (day,))]
-            self.controls.seed(ledger.spent_since(conn, day),
-                               ledger.spent_since(conn, local_midnight_utc(month=True)),
-                               {c: ledger.spent_since(conn, day, c) for c in names})
-        finally:
-            conn.close()
-        if n:
+        got = ledger.recover(self.spend_log.path, self.started, local_midnight_utc(),
+                             local_midnight_utc(month=True))
+        if got is None:
+            return 0
+        self.controls.seed(got.day, got.month, got.per_client_day)
+        if got.interrupted:
             log.warning("%d request(s) were in flight when the daemon last stopped; "
-                        "marked interrupted", n)
-        return n
+                        "marked interrupted", got.interrupted)
+        return got.interrupted
 
     def close(self) -> None:
         self.spend_log.close()
@@ -127,7 +122,7 @@ def build(settings: Settings, *, config_path: Path | None = None,
     app = make_app(new_gateway, auth=auth, reload=reload,
                    allowed_hosts=frozenset(h.lower() for h in settings.allowed_hosts),
                    allow_ip_hosts=allow_ip, max_body_bytes=int(settings.max_body_mb * 2**20),
-                   background=background)
+                   allowed_origins=frozenset(settings.allowed_origins), background=background)
     return Built(app, live, local_key, spend_log, controls, ledger.utc_text())
 
 

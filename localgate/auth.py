@@ -6,8 +6,11 @@ constant time and never logged.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import json
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -15,7 +18,20 @@ from collections.abc import Callable, Mapping
 from localgate.errors import AuthRequired, RateLimited
 
 ANONYMOUS = "anonymous"
+KILO_TOKEN = "kilo-token"  # a Kilo sign-in token that is not localgate's own KILO_API_KEY
 ANON_PER_HOUR = 200
+
+
+def looks_like_kilo_token(token: str) -> bool:
+    """Kilo issues JWTs: three base64url parts, the first a JSON header naming its `alg`."""
+    parts = token.split(".")
+    if len(parts) != 3 or not all(parts) or len(token) > 8192:
+        return False
+    try:
+        head = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(head, dict) and isinstance(head.get("alg"), str)
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
@@ -50,6 +66,8 @@ class LocalAuth:
         name = self._named().get(hashlib.sha256(raw).hexdigest())
         if name is not None:
             return name
+        if looks_like_kilo_token(token):  # a signed-in Kilo client: the hosted gateway only
+            return KILO_TOKEN
         raise AuthRequired("the API key presented is not a localgate key: use the key shown by "
                            "`localgate token show` (or no key, for free models only)",
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})

@@ -9,13 +9,16 @@ numbers by pricing code.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from localgate import builtins
+from localgate.pricing import has_prices
 
 _PRICE_KEYS = ("prompt", "completion", "input_cache_read", "input_cache_write", "request")
 _ZERO_PRICES = {k: "0" for k in _PRICE_KEYS}
@@ -70,9 +73,36 @@ class Catalog:
             self.models[m["id"]] = m
         self.generated_at = generated_at
         self.version = 0
+        self._dearest: dict[str, Any] = {}
 
     def get(self, model_id: str) -> dict[str, Any] | None:
         return self.models.get(model_id)
+
+    def base_entry(self, model_id: str) -> dict[str, Any] | None:
+        """The entry for an id, or for the model it is a dated or variant form of
+        (`openai/gpt-5.2-2025-12-11` -> `openai/gpt-5.2`, `x:thinking` -> `x`)."""
+        seen = model_id
+        while True:
+            entry = self.models.get(seen)
+            if entry is not None:
+                return entry
+            shorter = _VARIANT.sub("", seen)
+            if shorter == seen or "/" not in shorter:
+                return None
+            seen = shorter
+
+    def pricing_for(self, model_id: str, provider: str) -> tuple[dict[str, Any], bool]:
+        """(prices, exact) for costing a paid model: its own (or its base model's) when the
+        catalog has them; else the dearest prompt and completion prices of its provider's
+        models (of the whole catalog when the provider has none), so that an unpriced model is
+        never counted as free against a limit."""
+        entry = self.base_entry(model_id)
+        if entry is not None and has_prices(entry.get("pricing")):
+            return entry["pricing"], True
+        key = (self.version, provider)
+        if self._dearest.get("key") != key:
+            self._dearest = {"key": key, "pricing": _dearest(self.models.values(), provider)}
+        return self._dearest["pricing"], False
 
     def merge_hosted(self, hosted: Iterable[Mapping[str, Any]]) -> int:
         """Fold a hosted `/models` list in (keeps native ids and popular ranks); returns count."""
@@ -87,6 +117,23 @@ class Catalog:
         if n:
             self.version += 1
         return n
+
+
+# A date (-2025-12-11, -20251211, -1211), -latest, or an OpenRouter variant (:thinking, :nitro,
+# ...; never :free, which is a different, free model) at the end of an id.
+_VARIANT = re.compile(r"(?:-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{4}|-latest|:(?!free$)[a-z]+)$")
+
+
+def _dearest(models: Iterable[Mapping[str, Any]], provider: str) -> dict[str, Any]:
+    def top(ms: list[Mapping[str, Any]]) -> dict[str, Any]:
+        out = {}
+        for k in ("prompt", "completion"):
+            out[k] = str(max((Decimal(str(m["pricing"].get(k) or 0)) for m in ms),
+                             default=Decimal(0)))
+        return out
+    priced = [m for m in models if has_prices(m.get("pricing")) and not m.get("free")]
+    own = [m for m in priced if m.get("provider") == provider]
+    return top(own or priced)
 
 
 def _bundled() -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 from localgate import paths
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-RESERVED = frozenset({"default", "anonymous", "kilo"})
+RESERVED = frozenset({"default", "anonymous", "kilo", "kilo-token"})
 
 
 class ClientError(Exception):

@@ -59,6 +59,7 @@ class Settings:
     port: int = 8642
     allow_remote: bool = False
     allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()   # web origins allowed to read answers (CORS)
     max_body_mb: float = 64.0
     default_model: str = "kilo-auto/balanced"
     gateway: str = "kilo"
@@ -119,6 +120,12 @@ def _positive(key: str, v: Any) -> float:
     return float(v)
 
 
+def _body_mb(key: str, v: Any) -> float:
+    if not _finite(v) or not 0 < v <= 1024:
+        raise ConfigError(f"{key}: expected a size in MB from 0 to 1024, got {v!r}")
+    return float(v)
+
+
 def _usd(key: str, v: Any) -> float:
     if not _finite(v) or v < 0 or v > 1e9:
         raise ConfigError(f"{key}: expected an amount in USD (a number from 0 to 1e9), "
@@ -149,7 +156,8 @@ def _mode_table(key: str, v: Any) -> dict[str, str]:
 
 _SECTIONS: dict[str, dict[str, Callable[[str, Any], Any]]] = {
     "server": {"host": _str, "port": _port, "allow_remote": _bool,
-               "allowed_hosts": _str_list, "max_body_mb": _positive},
+               "allowed_hosts": _str_list, "allowed_origins": _str_list,
+               "max_body_mb": _body_mb},
     "routing": {"default_model": _str, "gateway": _choice("kilo", "openrouter"),
                 "fallback_to_gateway": _bool},
     "upstream": {"connect_timeout_s": _positive, "first_byte_timeout_s": _positive,
@@ -261,7 +269,9 @@ def from_document(doc: dict[str, Any]) -> Settings:
                           "opt in")
     return Settings(
         host=host, port=server.get("port", 8642), allow_remote=server.get("allow_remote", False),
-        allowed_hosts=server.get("allowed_hosts", ()), max_body_mb=server.get("max_body_mb", 64.0),
+        allowed_hosts=server.get("allowed_hosts", ()),
+        allowed_origins=server.get("allowed_origins", ()),
+        max_body_mb=server.get("max_body_mb", 64.0),
         default_model=routing.get("default_model", "kilo-auto/balanced"),
         gateway=routing.get("gateway", "kilo"),
         fallback_to_gateway=routing.get("fallback_to_gateway", True),
@@ -334,7 +344,8 @@ def public_view(s: Settings) -> dict[str, Any]:
     """The effective configuration as a TOML-able document, with no secrets in it."""
     return {
         "server": {"host": s.host, "port": s.port, "allow_remote": s.allow_remote,
-                   "allowed_hosts": list(s.allowed_hosts), "max_body_mb": s.max_body_mb},
+                   "allowed_hosts": list(s.allowed_hosts),
+                   "allowed_origins": list(s.allowed_origins), "max_body_mb": s.max_body_mb},
         "routing": {"default_model": s.default_model, "gateway": s.gateway,
                     "fallback_to_gateway": s.fallback_to_gateway},
         "upstream": {"connect_timeout_s": s.connect_timeout_s,

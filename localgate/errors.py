@@ -8,7 +8,7 @@
     ├── Forbidden (403: model_not_allowed / provider_not_allowed / host_not_allowed)
     ├── ModelNotFound (404 model_not_found)
     ├── BodyTooLarge (413) · UnsupportedMediaType (415) · RateLimited (429)
-    ├── Paused (503 paused)
+    ├── Paused (503 paused) · SpendLogUnavailable (503 spend_log_unavailable)
     ├── ByokRefused (the provider's 401/402/403/429 for the user's own key)
     └── UpstreamError (502 upstream_error)
         └── UpstreamTimeout (504 upstream_timeout)
@@ -24,7 +24,7 @@ __all__ = [
     "AuthRequired", "BodyTooLarge", "ByokRefused", "ConfigError", "Forbidden", "GatewayError",
     "InvalidRequest",
     "ModelNotFound", "PaidModelAuthRequired", "Paused", "ProviderKeyMissing", "RateLimited",
-    "UnsupportedMediaType", "UpstreamError", "UpstreamTimeout",
+    "SpendLogUnavailable", "UnsupportedMediaType", "UpstreamError", "UpstreamTimeout",
 ]
 
 
@@ -92,6 +92,10 @@ class RateLimited(GatewayError):
 
 class Paused(GatewayError):
     status, kind, default_code = 503, "service_unavailable", "paused"
+
+
+class SpendLogUnavailable(GatewayError):
+    status, kind, default_code = 503, "service_unavailable", "spend_log_unavailable"
 
 
 class UpstreamError(GatewayError):

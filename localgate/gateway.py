@@ -1,38 +1,40 @@
-"""The use case, framework-free: one chat request along the straight line
-resolve -> controls -> route -> adapter -> upstream (with BYOK fallback) -> settle.
+"""The use case, framework-free: one request along the straight line
+accept -> prepare (validate, resolve, controls, route) -> complete (adapter, upstream with the
+BYOK fallback, relay) -> settle.
 
-Delivery (server/) drives it and writes the bytes; this module never imports aiohttp.web,
-keyring or sqlite3. Keys come from a KeySource; the exchange record goes to `on_finish`.
+Every ingress (OpenAI chat, FIM, Anthropic Messages, OpenAI Responses, embeddings, forwarded
+Kilo calls) goes through `prepare_*` and `complete()`; ingress codecs sit around it in server/.
+Delivery (server/) writes the Answer; this module never imports aiohttp.web, keyring or sqlite3.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
 import logging
-import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from localgate import accounting, catalog as catalog_mod, routing
+from localgate import accounting, relay, routing
 from localgate.catalog import Catalog, provider_of
 from localgate.config import Provider, Settings
-from localgate.controls import DEFAULT_MAX_OUTPUT, Controls, Reservation
-from localgate.errors import (AuthRequired, ByokRefused, GatewayError, InvalidRequest,
-                              PaidModelAuthRequired, Paused, UpstreamError)
+from localgate.controls import DEFAULT_MAX_OUTPUT, Controls
+from localgate.errors import (ByokRefused, GatewayError, InvalidRequest, PaidModelAuthRequired,
+                              Paused, SpendLogUnavailable, UpstreamError)
+from localgate.exchange import MAX_MODEL_CHARS, Exchange, clean
 from localgate.ledger import SpendEntry, utc_text
-from localgate.pricing import estimate_tokens, prompt_chars, worst_case
-from localgate.providers import GATEWAY_FIM_FIELDS, HttpCall, build_chat, build_fim, mistral_body
-from localgate.repair import repair_tool_calls, rewrite_tool_call_ids
+from localgate.listing import Listing
+from localgate.pricing import worst_case
+from localgate.providers import HttpCall, Target, adapter_for
+from localgate.repair import repair_tool_calls
+from localgate.streams import Answer, Relay, read_body
 from localgate.upstream import Upstream
 
 log = logging.getLogger("localgate")
 
-_KILO_HEADER_PREFIX = "x-kilocode-"
 _BYOK_REFUSALS = {401: "refused (invalid or revoked key)", 402: "refused (insufficient funds)",
                   403: "refused (no permission for this model)", 429: "rate-limited"}
+_REFUSED_STATUSES = frozenset({401, 402, 403, 404, 413, 429, 503})
 
 
 class KeySource(Protocol):
@@ -42,6 +44,10 @@ class KeySource(Protocol):
 class SpendLog(Protocol):
     def write(self, entry: SpendEntry) -> None: ...
 
+    def health(self) -> dict[str, Any]: ...
+
+    def accepting(self) -> bool: ...
+
 
 @dataclass
 class Live:
@@ -49,113 +55,79 @@ class Live:
 
     settings: Settings
     catalog: Catalog
-    paused: bool = False   # proxied requests get 503 `paused` (tray, CLI, dashboard)
+    paused: bool = False           # proxied requests get 503 `paused` (tray, CLI, dashboard)
+    upstream_failed: bool = False  # the last upstream call failed (the tray's badge)
 
     def check_paused(self) -> None:
+        """Paused (503 `paused`); called for every proxied request."""
         if self.paused:
             raise Paused("localgate is paused: proxied requests are refused until you resume "
                          "(`localgate resume`, or Resume in the tray or dashboard)")
 
 
-@dataclass(slots=True)
-class Exchange:
-    """One request's record, filled in as it goes (the spend log's fields)."""
+class Ingress(Protocol):
+    """What the gateway needs of a non-chat ingress codec (server/ingress.py)."""
 
-    id: str
-    ts: str
-    client: str
-    user_agent: str
-    model: str
-    started: float = field(default_factory=time.monotonic)
-    resolved_model: str = ""
-    provider: str = ""
-    route: str = ""
-    mode: str | None = None
-    stream: bool = False
-    status: str = "in_flight"
-    http_status: int = 0
-    usage: dict[str, Any] | None = None
-    ttft_ms: int | None = None
-    latency_ms: int | None = None
-    repairs: int = 0
-    error: str | None = None
-    rt: routing.Route | None = None          # the route that is (or was) serving it
-    reservation: Reservation | None = None   # worst-case cost held against the limits
-    prompt: Any = None                       # the request, sized only if an estimate is needed
-    _prompt_chars: int | None = None
-    content_chars: int = 0
-    cost: tuple[Any, tuple[int, str | None, Any]] | None = None  # (usage it was computed for, cost)
+    name: str               # "responses" | "messages" | "embeddings"
+    max_field: str | None   # the body's own name for the output bound (max_output_tokens ...)
+    outputs: bool           # False: no generated output (embeddings)
 
-    def prompt_chars(self) -> int:
-        """Characters of prompt text (for estimates); worked out once, on demand."""
-        if self._prompt_chars is None:
-            p = self.prompt
-            self._prompt_chars = (len(p.get("prompt") or "") + len(p.get("suffix") or "")
-                                  if isinstance(p, dict) and "prompt" in p
-                                  else prompt_chars(p) if isinstance(p, dict) else 0)
-        return self._prompt_chars
-
-    def first_token(self) -> None:
-        if self.ttft_ms is None:
-            self.ttft_ms = int((time.monotonic() - self.started) * 1000)
+    def to_chat(self, body: dict[str, Any]) -> dict[str, Any]: ...
 
 
 @dataclass(slots=True)
 class Prepared:
-    route: routing.Route
-    body: dict[str, Any]
-    stream: bool
-    wants_usage: bool
-    headers: Mapping[str, str]           # the client's (x-kilocode-* go on to the Kilo service)
     ex: Exchange
-    fim: bool = False
+    route: routing.Route
+    body: dict[str, Any]           # what the client sent (chat: repaired)
+    headers: Mapping[str, str]     # the client's (x-kilocode-* go on to the Kilo service)
+    stream: bool
+    wants_usage: bool              # the client asked for the usage chunk
+    ingress: Ingress | None = None
+    chat: dict[str, Any] | None = None  # the chat translation, made when a route needs it
+    path: str = ""                 # forwarded calls: the client's raw path on the Kilo service
+
+    def chat_body(self) -> dict[str, Any]:
+        if self.ingress is None:
+            return self.body
+        if self.chat is None:
+            chat = self.ingress.to_chat(self.body)
+            msgs, self.ex.repairs = repair_tool_calls(chat.get("messages") or [])
+            self.chat = {**chat, "messages": msgs} if msgs is not chat.get("messages") else chat
+        return self.chat
 
 
-_ID_PREFIX = secrets.token_hex(6)
-_ID_COUNTER = itertools.count(1)
-
-
-def new_request_id() -> str:
-    """Unique across runs (a random prefix per process) without a syscall per request."""
-    return f"lg-{_ID_PREFIX}{next(_ID_COUNTER):010x}"
-
-
-def _validate_common(body: dict[str, Any]) -> tuple[str | None, bool]:
+def _validate_model(body: dict[str, Any]) -> str | None:
     model = body.get("model")
-    if model is not None and not isinstance(model, str):
+    if model is None:
+        return None
+    if not isinstance(model, str):
         raise InvalidRequest("'model' must be a string", param="model")
+    model = model.strip()
+    if len(model) > MAX_MODEL_CHARS or not model.isprintable():
+        raise InvalidRequest(f"'model' must be a model id (printable, at most {MAX_MODEL_CHARS} "
+                             "characters), e.g. anthropic/claude-sonnet-4.6", param="model")
+    return model or None
+
+
+def _validate_stream(body: dict[str, Any]) -> bool:
     stream = body.get("stream", False)
     if stream is None:
-        stream = False
+        return False
     if not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be true or false", param="stream")
-    return (model.strip() or None) if isinstance(model, str) else None, stream
+    return stream
 
 
-def _validate_fim(body: Any) -> tuple[str, bool]:
+def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
-    if not isinstance(body.get("prompt"), str):
-        raise InvalidRequest("'prompt' (the code before the cursor) is required",
-                             param="prompt")
-    for name in ("suffix",):
-        if body.get(name) is not None and not isinstance(body[name], str):
-            raise InvalidRequest(f"'{name}' must be a string", param=name)
-    for name in ("max_tokens", "min_tokens"):
-        v = body.get(name)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-            raise InvalidRequest(f"'{name}' must be a whole number", param=name)
-    model, stream = _validate_common(body)
-    if model is None:
-        raise InvalidRequest("'model' is required, e.g. mistralai/codestral-2508",
-                             param="model")
-    return model, stream
+    return body
 
 
-def _validate(body: Any) -> tuple[str | None, bool]:
+def _validate_chat(body: Any) -> tuple[str | None, bool]:
     """(model or None, stream) after checking the few fields the daemon itself relies on."""
-    if not isinstance(body, dict):
-        raise InvalidRequest("the request body must be a JSON object")
+    body = _object(body)
     messages = body.get("messages")
     if messages is None:
         raise InvalidRequest("'messages' is required", param="messages")
@@ -165,10 +137,36 @@ def _validate(body: Any) -> tuple[str | None, bool]:
         if not isinstance(m, dict) or not isinstance(m.get("role"), str):
             raise InvalidRequest(f"messages[{i}] must be an object with a 'role'",
                                  param=f"messages[{i}]")
-    opts = body.get("stream_options")
-    if opts is not None and not isinstance(opts, dict):
-        raise InvalidRequest("'stream_options' must be an object", param="stream_options")
-    return _validate_common(body)
+    for name in ("stream_options", "usage"):
+        if body.get(name) is not None and not isinstance(body[name], dict):
+            raise InvalidRequest(f"'{name}' must be an object", param=name)
+    return _validate_model(body), _validate_stream(body)
+
+
+def _validate_fim(body: Any) -> tuple[str, bool]:
+    body = _object(body)
+    if not isinstance(body.get("prompt"), str):
+        raise InvalidRequest("'prompt' (the code before the cursor) is required", param="prompt")
+    if body.get("suffix") is not None and not isinstance(body["suffix"], str):
+        raise InvalidRequest("'suffix' must be a string", param="suffix")
+    for name in ("max_tokens", "min_tokens"):
+        v = body.get(name)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+            raise InvalidRequest(f"'{name}' must be a whole number", param=name)
+    model, stream = _validate_model(body), _validate_stream(body)
+    if model is None:
+        raise InvalidRequest("'model' is required, e.g. mistralai/codestral-2508", param="model")
+    return model, stream
+
+
+def wants_usage(body: Mapping[str, Any], *, gateway_path: bool) -> bool:
+    """Whether a streaming client gets the usage chunk: always on the hosted gateway's paths (as
+    the hosted gateway does), else when asked the OpenAI way or OpenRouter's way."""
+    if gateway_path:
+        return True
+    opts, usage = body.get("stream_options"), body.get("usage")
+    return bool((isinstance(opts, dict) and opts.get("include_usage"))
+                or (isinstance(usage, dict) and usage.get("include")))
 
 
 class Gateway:
@@ -181,159 +179,33 @@ class Gateway:
         self.controls = controls or Controls(lambda: self.live.settings)
         self.spend_log = spend_log
         self.on_finish = on_finish
-        self._models_cache: tuple[Any, bytes] | None = None
+        self.listing = Listing(live, keys.provider_key)
 
-    # ---- chat ------------------------------------------------------------------------------
-    def accept(self, body: Any, *, headers: Mapping[str, str], client: str,
-               request_id: str) -> Exchange:
+    def health(self) -> dict[str, Any]:
+        """What /health adds: the spend log's state (rows not yet written, why)."""
+        return {"spend_log": self.spend_log.health()} if self.spend_log is not None else {}
+
+    # ---- the record ------------------------------------------------------------------------
+    def accept(self, *, headers: Mapping[str, str], client: str, request_id: str,
+               kind: str = "chat") -> Exchange:
         """The record of a request, from the moment it is accepted."""
-        ex = Exchange(request_id, utc_text(), client, headers.get("User-Agent", ""),
-                      self.requested_model(body))
-        ex.mode = (headers.get("x-kilocode-mode") or "").strip().lower() or None
+        ex = Exchange(request_id, utc_text(), client, clean(headers.get("User-Agent", "")), "",
+                      kind=kind)
+        mode = headers.get("x-kilocode-mode")
+        ex.mode = clean(mode, 64).strip().lower() or None if mode else None
         return ex
 
-    @staticmethod
-    def requested_model(body: Any) -> str:
+    def note_model(self, ex: Exchange, body: Any) -> None:
         model = body.get("model") if isinstance(body, dict) else None
-        return model if isinstance(model, str) else ""
+        ex.model = clean(model, MAX_MODEL_CHARS) if isinstance(model, str) else ""
 
-    def prepare(self, ex: Exchange, body: Any, *, headers: Mapping[str, str]) -> Prepared:
-        """Validate, resolve, apply the controls and route; raises GatewayError before any I/O
-        (SPEC 4: virtual models, then controls, then the route)."""
-        settings, cat = self.live.settings, self.live.catalog
-        model, ex.stream = _validate(body)
-        self.live.check_paused()
-        resolved = routing.resolve_virtual(model, ex.mode, settings)
-        found = canonical, entry = routing.lookup(resolved, cat, settings)
-        ex.resolved_model, ex.provider = canonical, entry["provider"] if entry else \
-            provider_of(canonical)
-        free = routing.is_free(resolved, settings, cat, found=found)
-        if ex.client == "anonymous" and not free:
-            raise PaidModelAuthRequired(
-                f"{canonical} is a paid model: present your local API key "
-                "(`localgate token show`); without one only free and local models are served")
-        self.controls.allow(client=ex.client, model=canonical, provider=ex.provider,
-                            raw_prefix=resolved.partition("/")[0])
-        ex.prompt = body
-        if not free:
-            ex.reservation = self.controls.reserve(
-                ex.client, lambda: self._worst_case(body, entry, ex))
-        rt = routing.route(resolved, settings, cat, self.keys.provider_key, found=found)
-        ex.rt, ex.route = rt, rt.kind
-        messages, ex.repairs = repair_tool_calls(body["messages"])
-        if messages is not body["messages"]:
-            body = {**body, "messages": messages}
-        opts = body.get("stream_options") or {}
-        return Prepared(rt, body, ex.stream, bool(opts.get("include_usage")), headers, ex)
-
-    def prepare_fim(self, ex: Exchange, body: Any, *, headers: Mapping[str, str]) -> Prepared:
-        """A fill-in-the-middle request along the same line: controls, then the route (SPEC 4,
-        FIM). Local auth is required: the hosted FIM endpoint has no anonymous tier."""
-        settings, cat = self.live.settings, self.live.catalog
-        model, ex.stream = _validate_fim(body)
-        self.live.check_paused()
-        if ex.client == "anonymous":
-            raise AuthRequired("fill-in-the-middle needs your local API key "
-                               "(`localgate token show`)")
-        rt = routing.route_fim(model, settings, cat, self.keys.provider_key)
-        ex.resolved_model, ex.provider = rt.model, rt.provider
-        self.controls.allow(client=ex.client, model=rt.model, provider=rt.provider,
-                            raw_prefix=model.partition("/")[0])
-        ex.prompt = body
-        ex.reservation = self.controls.reserve(
-            ex.client, lambda: self._worst_case(body, rt.entry, ex))
-        ex.rt, ex.route = rt, rt.kind
-        return Prepared(rt, body, ex.stream, True, headers, ex, fim=True)
-
-    def admit_forward(self, ex: Exchange, body: Any) -> None:
-        """An inference call that localgate forwards to the Kilo service as it is (Responses,
-        Messages, embeddings ...): the allow lists and limits still apply, and it is logged,
-        costed from whatever usage the service reports."""
-        model = self.requested_model(body)
-        ex.stream = bool(body.get("stream")) if isinstance(body, dict) else False
-        self.live.check_paused()
-        entry = self.live.catalog.get(model) if model else None
-        ex.resolved_model, ex.provider = model, provider_of(model) if model else "kilo"
-        free = model.endswith(":free") or bool(entry and entry.get("free"))
-        if model:
-            self.controls.allow(client=ex.client, model=model, provider=ex.provider,
-                                raw_prefix=model.partition("/")[0])
-        if not free:
-            ex.reservation = self.controls.reserve(ex.client, lambda: 0)  # none is known
-        kilo = self.live.settings.kilo
-        ex.rt = routing.Route(model, ex.provider, routing.GATEWAY, kilo, model,
-                              self.keys.provider_key(kilo), entry, free)
-        ex.route = routing.GATEWAY
-
-    @staticmethod
-    def _worst_case(body: Mapping[str, Any], entry: Mapping[str, Any] | None,
-                    ex: Exchange) -> int:
-        out = body.get("max_completion_tokens") or body.get("max_tokens")
-        if not isinstance(out, int) or isinstance(out, bool) or out <= 0:
-            out = (entry or {}).get("max_completion_tokens") or DEFAULT_MAX_OUTPUT
-        return worst_case(estimate_tokens(ex.prompt_chars()), int(out),
-                          (entry or {}).get("pricing") or {})
-
-    def _call(self, p: Prepared, rt: routing.Route) -> HttpCall:
-        if p.fim:
-            if rt.target.slug == "kilo":  # the hosted service's FIM endpoint, not the gateway's
-                return build_fim(p.body, model=rt.upstream_model, api_key=rt.api_key,
-                                 url=f"{rt.target.api_url}/api/fim/completions", stream=p.stream,
-                                 fields=GATEWAY_FIM_FIELDS,
-                                 extra_headers=_kilo_headers(p.headers))
-            return build_fim(p.body, model=rt.upstream_model, api_key=rt.api_key,
-                             url=f"{rt.target.base_url}/fim/completions", stream=p.stream)
-        body = p.body
-        extra: dict[str, str] = {}
-        mistral = rt.target.slug == "mistral" and rt.kind == routing.BYOK
-        if rt.target.slug == "openrouter" and rt.kind in (routing.GATEWAY, routing.FALLBACK):
-            body = dict(body)
-            routing.openrouter_hints(body, rt.provider)
-        elif mistral:
-            body = mistral_body(body)
-            body["messages"], _ = rewrite_tool_call_ids(body["messages"], "mistral")
-        if rt.target.slug == "kilo":
-            extra = _kilo_headers(p.headers)
-        return build_chat(body, model=rt.upstream_model, api_key=rt.api_key,
-                          base_url=rt.target.base_url, stream=p.stream, extra_headers=extra,
-                          request_usage=not mistral)
-
-    async def open(self, p: Prepared) -> tuple[Any, routing.Route]:
-        """Send upstream; a BYOK call that fails before its first byte goes once via the gateway.
-
-        Returns (aiohttp response with headers read, the route that answered)."""
-        rt = p.route
-        try:
-            resp = await self._send(p, rt)
-        except UpstreamError as exc:
-            fb = routing.fallback(rt, self.live.settings, self.keys.provider_key)
-            if fb is None:
-                raise
-            log.warning("%s failed (%s); retrying via the gateway", rt.target.name, exc.message)
-        else:
-            if not rt.may_fall_back or not (resp.status == 429 or resp.status >= 500):
-                return resp, rt
-            fb = routing.fallback(rt, self.live.settings, self.keys.provider_key)
-            if fb is None:
-                return resp, rt
-            log.warning("%s answered %s; retrying via the gateway", rt.target.name, resp.status)
-            resp.release()
-        p.ex.route = fb.kind
-        return await self._send(p, fb), fb
-
-    async def _send(self, p: Prepared, rt: routing.Route) -> Any:
-        call = self._call(p, rt)
-        return await self.upstream.open(call.method, call.url, headers=call.headers,
-                                        data=call.body, who=rt.target.name)
-
-    def byok_refusal(self, rt: routing.Route, status: int, body: bytes) -> GatewayError | None:
-        """The plain-words error for a provider refusing the user's own key, else None."""
-        if rt.kind != routing.BYOK or status not in _BYOK_REFUSALS:
-            return None
-        detail = _upstream_message(scrub(rt, body))
-        return ByokRefused(
-            f"[BYOK] {rt.target.name} {_BYOK_REFUSALS[status]} your own {rt.target.name} key "
-            f"(HTTP {status})" + (f": {detail}" if detail else ""), status=status)
+    def check_log(self) -> None:
+        """Spend is never blind: once the rows waiting for the disk reach their bound, new
+        requests are refused until the spend log is writable again (README)."""
+        if self.spend_log is not None and not self.spend_log.accepting():
+            raise SpendLogUnavailable("localgate cannot write its spend log (is the disk "
+                                      "full?); requests are refused until it can: see "
+                                      "`localgate status`")
 
     def begin(self, ex: Exchange) -> None:
         """Write the in-flight row: from here on even a killed daemon leaves a record."""
@@ -342,14 +214,25 @@ class Gateway:
 
     def refuse(self, ex: Exchange, err: GatewayError) -> None:
         """A request refused before anything was sent: one complete row."""
-        ex.status = "refused" if err.status in (401, 402, 403, 404, 429, 503) else "error"
+        ex.status = "refused" if err.status in _REFUSED_STATUSES else "error"
         ex.http_status, ex.error = err.status, err.message
         self.finish(ex)
 
     def finish(self, ex: Exchange) -> None:
-        """Settle the reservation to the real cost and complete the row."""
+        """Settle the reservation to the real cost and complete the row, once. Never raises: a
+        bug in costing still leaves a complete row (cost 0, the error named)."""
+        if ex.finished:
+            return
+        ex.finished = True
+        if ex.status == "in_flight":
+            ex.status = "ok" if ex.http_status < 400 else "error"
         ex.latency_ms = int((time.monotonic() - ex.started) * 1000)
-        micros, source, tokens = self._cost(ex)
+        try:
+            micros, source, tokens = self._cost(ex)
+        except Exception:  # never lose the row over a costing bug
+            log.exception("could not cost request %s", ex.id)
+            micros, source, tokens = 0, "estimated", accounting.Tokens()
+            ex.error = ex.error or "localgate could not cost this request (see its log)"
         if ex.reservation is not None:
             self.controls.settle(ex.reservation, micros)
         elif micros:
@@ -359,6 +242,266 @@ class Gateway:
         if self.on_finish is not None:
             self.on_finish(ex)
 
+    # ---- prepare: validate, resolve, controls, route (no I/O) -----------------------------
+    def prepare(self, ex: Exchange, body: Any, *, headers: Mapping[str, str],
+                gateway_path: bool = False, kilo_token: str | None = None) -> Prepared:
+        """An OpenAI chat request (SPEC 4: virtual models, then controls, then the route)."""
+        model, ex.stream = _validate_chat(body)
+        self.live.check_paused()
+        rt = self._admit(ex, model, body, kilo_token=kilo_token)
+        msgs, ex.repairs = repair_tool_calls(body["messages"])
+        if msgs is not body["messages"]:
+            body = {**body, "messages": msgs}
+        return Prepared(ex, rt, body, headers, ex.stream,
+                        wants_usage(body, gateway_path=gateway_path))
+
+    def prepare_fim(self, ex: Exchange, body: Any, *, headers: Mapping[str, str]) -> Prepared:
+        """A fill-in-the-middle request along the same line (SPEC 4, FIM). Local auth is
+        required: the hosted FIM endpoint has no anonymous tier."""
+        settings, cat = self.live.settings, self.live.catalog
+        model, ex.stream = _validate_fim(body)
+        self.live.check_paused()
+        if ex.client == "anonymous":
+            raise PaidModelAuthRequired("fill-in-the-middle needs your local API key "
+                                        "(`localgate token show`)")
+        rt = routing.route_fim(model, settings, cat, self.keys.provider_key)
+        ex.resolved_model, ex.provider = rt.model, rt.provider
+        self.controls.allow(client=ex.client, model=rt.model, provider=rt.provider,
+                            raw_prefix=model.partition("/")[0])
+        ex.prompt, ex.rt, ex.route = body, rt, rt.kind
+        ex.reservation = self.controls.reserve(ex.client, lambda: self._worst_case(ex, body))
+        return Prepared(ex, rt, body, headers, ex.stream, True)
+
+    def prepare_ingress(self, ex: Exchange, body: Any, ingress: Ingress, *,
+                        headers: Mapping[str, str], model: str | None = None,
+                        kilo_token: str | None = None) -> Prepared:
+        """A Responses, Messages or embeddings request: controlled and routed like chat; sent
+        natively where the route speaks the client's format, else translated to chat."""
+        body = _object(body)
+        ex.stream = _validate_stream(body)
+        model = model if model is not None else _validate_model(body)
+        self.live.check_paused()
+        rt = self._admit(ex, model, body, kilo_token=kilo_token, ingress=ingress)
+        return Prepared(ex, rt, body, headers, ex.stream, True, ingress)
+
+    def prepare_forward(self, ex: Exchange, body: Any, ingress: Ingress, *,
+                        headers: Mapping[str, str], path: str,
+                        kilo_token: str | None = None) -> Prepared:
+        """An inference call that localgate forwards to the Kilo service as it is (legacy
+        completions, edits, ...): allow lists and limits apply (an unknown model is priced
+        conservatively), it is logged and costed from whatever usage the service reports."""
+        body = _object(body)
+        ex.stream = bool(body.get("stream") is True)
+        model = _validate_model(body) or ""
+        self.live.check_paused()
+        entry = self.live.catalog.get(model) if model else None
+        ex.resolved_model, ex.provider = model, provider_of(model) if model else "kilo"
+        free = model.endswith(":free") or bool(entry and entry.get("free"))
+        if ex.client == "anonymous":
+            raise PaidModelAuthRequired("calls forwarded to the Kilo service need your local "
+                                        "API key (`localgate token show`)")
+        if model:
+            self.controls.allow(client=ex.client, model=model, provider=ex.provider,
+                                raw_prefix=model.partition("/")[0])
+        kilo = self.live.settings.kilo
+        key = kilo_token or self.keys.provider_key(kilo)
+        ex.prompt, ex.size = body, lambda: relay.body_chars(body)
+        ex.rt = routing.Route(model, ex.provider, routing.GATEWAY, kilo, model, key, entry, free)
+        ex.route, ex.upstream = routing.GATEWAY, kilo.slug
+        if not free:
+            ex.reservation = self.controls.reserve(
+                ex.client, lambda: self._worst_case(ex, body, ingress))
+        return Prepared(ex, ex.rt, body, headers, ex.stream, True, ingress, path=path)
+
+    def _admit(self, ex: Exchange, model: str | None, body: dict[str, Any], *,
+               kilo_token: str | None, ingress: Ingress | None = None) -> routing.Route:
+        settings, cat = self.live.settings, self.live.catalog
+        resolved = routing.resolve_virtual(model, ex.mode, settings)
+        found = canonical, entry = routing.lookup(resolved, cat, settings)
+        ex.resolved_model = canonical
+        ex.provider = entry["provider"] if entry else provider_of(canonical)
+        free = routing.is_free(resolved, settings, cat, found=found)
+        if ex.client == "anonymous" and not free:
+            raise PaidModelAuthRequired(
+                f"{canonical} is a paid model: present your local API key "
+                "(`localgate token show`); without one only free and local models are served")
+        self.controls.allow(client=ex.client, model=canonical, provider=ex.provider,
+                            raw_prefix=resolved.partition("/")[0])
+        ex.prompt = body
+        if ingress is not None:
+            ex.size = lambda: relay.body_chars(body)
+        rt = routing.route(resolved, settings, cat, self.keys.provider_key, found=found,
+                           kilo_token=kilo_token, native=ingress.name if ingress else None)
+        ex.rt, ex.route, ex.upstream = rt, rt.kind, rt.target.slug
+        if not rt.free:
+            ex.reservation = self.controls.reserve(
+                ex.client, lambda: self._worst_case(ex, body, ingress))
+        return rt
+
+    def _worst_case(self, ex: Exchange, body: Mapping[str, Any],
+                    ingress: Ingress | None = None) -> int:
+        """The prompt estimate plus all of the output bound (the request's, else the model's),
+        at the model's prices (or the conservative stand-in for an unpriced model)."""
+        field = ingress.max_field if ingress is not None else None
+        names = (field,) if field else ("max_completion_tokens", "max_tokens")
+        out = next((body.get(n) for n in names if body.get(n) is not None), None)
+        entry = ex.rt.entry if ex.rt is not None else None
+        if ingress is not None and not ingress.outputs:
+            out = 0
+        elif not isinstance(out, int) or isinstance(out, bool) or out <= 0:
+            out = (entry or {}).get("max_completion_tokens") or DEFAULT_MAX_OUTPUT
+        return worst_case(ex.prompt_tokens(), int(out), self._pricing(ex)[0])
+
+    def _pricing(self, ex: Exchange) -> tuple[Mapping[str, Any] | None, bool]:
+        """(prices, exact): the catalog's for the model (or its dated/variant base model), else
+        the provider's dearest, so that an unpriced paid model still counts (README)."""
+        rt = ex.rt
+        if rt is None or rt.free:
+            return None, True
+        return self.live.catalog.pricing_for(rt.model, rt.provider)
+
+    # ---- complete: send (with the BYOK fallback) and relay ---------------------------------
+    async def complete(self, p: Prepared) -> Answer:
+        """Send the prepared request and return what to answer. Errors before the first byte
+        raise GatewayError (the row is settled); a streamed Answer settles when it is closed."""
+        ex = p.ex
+        try:
+            resp, rt, native, fell_back = await self._open(p)
+        except GatewayError as err:
+            self.live.upstream_failed = True
+            ex.status, ex.error, ex.http_status = "error", err.message, err.status
+            self.finish(ex)
+            raise
+        ex.http_status = resp.status
+        self.live.upstream_failed = resp.status >= 500
+        fmt = p.ingress.name if native and p.ingress is not None else "chat"
+        headers = self._answer_headers(ex, resp, fell_back)
+        target = self._target(rt)
+        adapter = adapter_for(rt.target.api)
+        if resp.status < 400 and resp.headers.get("Content-Type", "").startswith(
+                "text/event-stream"):
+            translator = None if native else adapter.stream_translator(target)
+            return Answer(200, headers, fmt, stream=Relay(self, p, resp, rt, translator, fmt))
+        try:
+            data = await read_body(resp, rt.target.name)
+        except GatewayError as err:
+            ex.status, ex.error, ex.http_status = "error", err.message, err.status
+            self.finish(ex)
+            raise
+        try:
+            return self._body_answer(p, rt, resp.status, data, headers, fmt, native)
+        finally:
+            self.finish(ex)
+
+    def _body_answer(self, p: Prepared, rt: routing.Route, status: int, data: bytes,
+                     headers: dict[str, str], fmt: str, native: bool) -> Answer:
+        ex, target = p.ex, self._target(rt)
+        adapter = adapter_for(rt.target.api)
+        data = scrub(rt, data)
+        if status >= 400:
+            if not native:
+                data = adapter.error_response(status, data, target)
+            refusal = self.byok_refusal(rt, status, data)
+            if refusal is not None:
+                refusal.headers.update(headers)
+                raise refusal
+            ex.status, ex.error = "error", relay.error_text(data)
+            return Answer(status, headers, fmt, body=data)
+        if not native:
+            data = adapter.chat_response(data, target)
+        if not relay.looks_like_object(data):
+            ex.status, ex.http_status = "error", 502
+            ex.error = f"{rt.target.name} sent a response that is not a JSON object"
+            raise UpstreamError(ex.error, headers=headers)
+        found = relay.usage_span(data)
+        if found is not None:  # splice our cost fields in; the rest stays byte for byte
+            usage, a, b = found
+            ex.usage = relay.normalise_usage(usage)
+            new = None if native else self.usage_with_cost(ex, ex.usage)
+            if new is not None:
+                data = data[:a] + relay.dumps(new) + data[b:]
+        else:
+            ex.content_chars = relay.text_chars(data)
+        ex.first_token()
+        return Answer(status, headers, fmt, body=data)
+
+    async def _open(self, p: Prepared) -> tuple[Any, routing.Route, bool, bool]:
+        """Send upstream; a BYOK call that fails before its first byte goes once via the
+        gateway (SPEC 4 step 4). Returns (response with headers read, the route that answered,
+        whether it was sent natively, whether it fell back)."""
+        rt = p.route
+        try:
+            resp, native = await self._send(p, rt)
+        except UpstreamError as exc:
+            fb = self._fallback(rt)
+            if fb is None:
+                raise
+            log.warning("%s failed (%s); retrying via the gateway", rt.target.name, exc.message)
+        else:
+            if not rt.may_fall_back or not (resp.status == 429 or resp.status >= 500):
+                return resp, rt, native, False
+            fb = self._fallback(rt)
+            if fb is None:
+                return resp, rt, native, False
+            log.warning("%s answered %s; retrying via the gateway", rt.target.name, resp.status)
+            resp.release()
+        p.ex.route, p.ex.upstream, p.ex.rt = fb.kind, fb.target.slug, fb
+        resp, native = await self._send(p, fb)
+        return resp, fb, native, True
+
+    def _fallback(self, rt: routing.Route) -> routing.Route | None:
+        return routing.fallback(rt, self.live.settings, self.keys.provider_key)
+
+    async def _send(self, p: Prepared, rt: routing.Route) -> tuple[Any, bool]:
+        call, native = self._call(p, rt)
+        resp = await self.upstream.open(call.method, call.url, headers=call.headers,
+                                        data=call.body, who=rt.target.name)
+        return resp, native
+
+    def _call(self, p: Prepared, rt: routing.Route) -> tuple[HttpCall, bool]:
+        adapter, t = adapter_for(rt.target.api), self._target(rt)
+        kind = p.ex.kind
+        if kind == "forward":
+            return _forward_call(p, rt), True
+        if kind == "fim":
+            return adapter.fim_call(p.body, t, stream=p.stream,  # type: ignore[attr-defined]
+                                    client_headers=p.headers), False
+        if p.ingress is not None and adapter.native(p.ingress.name, t):  # type: ignore[attr-defined]
+            return adapter.native_call(p.ingress.name, p.body, t,  # type: ignore[attr-defined]
+                                       stream=p.stream, client_headers=p.headers), True
+        return adapter.chat_call(p.chat_body(), t, stream=p.stream,
+                                 client_headers=p.headers), False
+
+    @staticmethod
+    def _target(rt: routing.Route) -> Target:
+        prov = rt.target
+        return Target(prov.slug, prov.base_url, rt.api_key, rt.upstream_model, rt.model,
+                      rt.provider, rt.kind, (rt.entry or {}).get("max_completion_tokens"),
+                      prov.api_url)
+
+    @staticmethod
+    def _answer_headers(ex: Exchange, resp: Any, fell_back: bool) -> dict[str, str]:
+        headers = route_headers(ex)
+        headers["Content-Type"] = resp.headers.get("Content-Type", "application/json")
+        for h in _PASSED_ON:
+            if h in resp.headers:
+                headers[h] = resp.headers[h]
+        # the client should not retry what localgate already retried, nor what the upstream
+        # said not to (the openai SDKs honour this header)
+        if fell_back or resp.headers.get("x-should-retry") == "false":
+            headers["x-should-retry"] = "false"
+        return headers
+
+    def byok_refusal(self, rt: routing.Route, status: int, body: bytes) -> GatewayError | None:
+        """The plain-words error for a provider refusing the user's own key, else None."""
+        if rt.kind != routing.BYOK or status not in _BYOK_REFUSALS:
+            return None
+        detail = relay.error_text(body)
+        return ByokRefused(
+            f"[BYOK] {rt.target.name} {_BYOK_REFUSALS[status]} your own {rt.target.name} key "
+            f"(HTTP {status})" + (f": {detail}" if detail else ""), status=status)
+
+    # ---- money -----------------------------------------------------------------------------
     def usage_with_cost(self, ex: Exchange, usage: dict[str, Any]) -> dict[str, Any] | None:
         """`usage` plus cost fields for routes localgate costs itself (None: leave it be)."""
         ex.usage = usage
@@ -367,19 +510,15 @@ class Gateway:
         return accounting.usage_with_cost(ex.route, usage, self._cost(ex)[0])
 
     def _cost(self, ex: Exchange) -> tuple[int, str | None, Any]:
-        rt = ex.rt
-        if rt is None:
+        if ex.rt is None:
             return 0, None, accounting.Tokens()
         if ex.cost is not None and ex.cost[0] is ex.usage:
             return ex.cost[1]  # costed already for the response's usage; same inputs
-        ex.cost = (ex.usage, self._compute_cost(ex, rt))
+        pricing, exact = self._pricing(ex)
+        ex.cost = (ex.usage, accounting.cost(ex.route, ex.rt.free, ex.usage, pricing,
+                                             ex.prompt_chars, ex.content_chars,
+                                             failed=ex.http_status >= 400, exact=exact))
         return ex.cost[1]
-
-    def _compute_cost(self, ex: Exchange, rt: routing.Route) -> tuple[int, str | None, Any]:
-        entry = rt.entry  # a fallback serves the same model, at the same catalog price
-        return accounting.cost(ex.route, rt.free, ex.usage, (entry or {}).get("pricing"),
-                               ex.prompt_chars, ex.content_chars,
-                               failed=ex.http_status >= 400)
 
     @staticmethod
     def _entry(ex: Exchange, micros: int, source: str | None, tokens: Any) -> SpendEntry:
@@ -390,75 +529,46 @@ class Gateway:
             tokens=tokens, micros=micros, source=source if ex.rt else None, ttft_ms=ex.ttft_ms,
             latency_ms=ex.latency_ms, repairs=ex.repairs, error=ex.error)
 
-    # ---- catalog views ---------------------------------------------------------------------
-    def _key_state(self) -> tuple[Any, ...]:
-        s = self.live.settings
-        return (id(s), self.live.catalog.version, id(self.live.catalog),
-                tuple(bool(self.keys.provider_key(p)) for p in s.providers.values()))
 
-    def model_entries(self) -> list[dict[str, Any]]:
-        s, cat = self.live.settings, self.live.catalog
-        has = {p.slug: bool(self.keys.provider_key(p)) for p in s.providers.values()
-               if not p.gateway}
-        out = [catalog_mod.public_model(v, has_key=False) for v in self._virtual_entries()]
-        models = sorted(cat.models.values(),
-                        key=lambda m: (m.get("preferred_index", 1_000_000),
-                                       -(m.get("created") or 0)))
-        out.extend(catalog_mod.public_model(m, has_key=has.get(m.get("provider", ""), False))
-                   for m in models)
-        return out
-
-    def models_body(self) -> bytes:
-        """`/models` JSON, cached until the settings, catalog or keys change."""
-        state = self._key_state()
-        if self._models_cache is None or self._models_cache[0] != state:
-            body = json.dumps({"object": "list", "data": self.model_entries()}).encode()
-            self._models_cache = (state, body)
-        return self._models_cache[1]
-
-    def _virtual_entries(self) -> list[dict[str, Any]]:
-        s, cat = self.live.settings, self.live.catalog
-        out = []
-        names = [("localgate/default", f"localgate: default model ({s.default_model})")]
-        names += [(n, f"{n}: picks a model by the x-kilocode-mode header (default {a.default})")
-                  for n, a in s.auto.items()]
-        for name, desc in names:
-            try:
-                target = cat.get(routing.resolve_virtual(name, None, s))
-            except GatewayError:
-                target = None
-            out.append(catalog_mod.virtual_entry(name, target, desc))
-        return out
-
-    def providers_list(self) -> list[dict[str, Any]]:
-        return [{"slug": p.slug, "name": p.name, "displayName": p.name, "baseUrl": p.base_url,
-                 "byokEnabled": not p.free, "hasKey": bool(self.keys.provider_key(p))}
-                for p in self.live.settings.providers.values()]
+_PASSED_ON = ("Retry-After", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
+              "x-ratelimit-reset-requests", "x-ratelimit-limit-tokens",
+              "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens")
 
 
-def _kilo_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The client's x-kilocode-* headers (mode, task id, feature, editor), for the Kilo service."""
-    return {k: v for k, v in headers.items() if k.lower().startswith(_KILO_HEADER_PREFIX)}
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+                         "te", "trailer", "trailers", "transfer-encoding", "upgrade", "host",
+                         "content-length", "content-encoding", "authorization", "x-api-key"})
 
 
-def scrub(rt: routing.Route, data: bytes) -> bytes:
-    """Upstream bytes with the key we presented replaced: providers echo refused keys, and
-    nothing a client sees or the log keeps may show one."""
-    if rt.api_key:
+def forward_headers(headers: Mapping[str, str], key: str | None) -> dict[str, str]:
+    """The client's headers for the Kilo service: hop-by-hop and its own key removed, the
+    user's Kilo key (or the client's own Kilo token) presented instead."""
+    out = {k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP}
+    if key:
+        out["Authorization"] = f"Bearer {key}"
+    return out
+
+
+def _forward_call(p: Prepared, rt: routing.Route) -> HttpCall:
+    from yarl import URL
+    # encoded=True: yarl would otherwise re-normalise the client's escapes (%2F -> /)
+    url: Any = URL(f"{rt.target.api_url}{p.path}", encoded=True)
+    return HttpCall("POST", url, forward_headers(p.headers, rt.api_key),
+                    relay.dumps(p.body))
+
+
+def route_headers(ex: Exchange) -> dict[str, str]:
+    """The x-localgate-* headers of every proxied response (SPEC 3)."""
+    return {"x-localgate-route": ex.route, "x-localgate-provider": ex.provider,
+            "x-localgate-upstream": ex.upstream, "x-localgate-model": ex.resolved_model,
+            "x-request-id": ex.id}
+
+
+def scrub(rt: routing.Route | None, data: bytes) -> bytes:
+    """Upstream bytes with the key we presented replaced: providers echo keys, and nothing a
+    client sees or the log keeps may show one."""
+    if rt is not None and rt.api_key:
         key = rt.api_key.encode()
         if key in data:
             return data.replace(key, b"<your key>")
     return data
-
-
-def _upstream_message(body: bytes) -> str:
-    try:
-        obj = json.loads(body)
-    except ValueError:
-        return body[:200].decode("utf-8", "replace").strip()
-    err = obj.get("error") if isinstance(obj, dict) else None
-    if isinstance(err, dict):
-        return str(err.get("message") or "")[:300]
-    if isinstance(obj, dict) and isinstance(obj.get("message"), str):
-        return obj["message"][:300]
-    return str(err or "")[:300]

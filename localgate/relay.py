@@ -199,3 +199,190 @@ def error_event(err: dict[str, Any], *, gen_id: str | None, model: str | None) -
              "created": 0, "model": model or "", "error": err,
              "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]}
     return b"data: " + json.dumps(chunk).encode() + b"\n\ndata: [DONE]\n\n"
+
+
+def dumps(obj: Any) -> bytes:
+    return jsonfast.dumps(obj)
+
+
+def error_text(body: bytes) -> str:
+    """The human message of an error body (OpenAI, OpenRouter, Anthropic or plain), short."""
+    try:
+        obj = jsonfast.loads(body)
+    except (ValueError, RecursionError):
+        return body[:300].decode("utf-8", "replace").strip()
+    err = obj.get("error") if isinstance(obj, dict) else None
+    if isinstance(err, dict):
+        return str(err.get("message") or "")[:300]
+    if isinstance(obj, dict) and isinstance(obj.get("message"), str):
+        return obj["message"][:300]
+    return str(err or "")[:300]
+
+
+def body_chars(body: Any) -> int:
+    """Characters of a request body other than chat (Responses, Messages, embeddings): its JSON
+    text, a slight over-estimate of the prompt, for worst cases and estimates."""
+    return len(jsonfast.dumps(body))
+
+
+def normalise_usage(usage: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI Responses spells usage input/output_tokens with *_details (input includes cached);
+    return it in chat's spelling so that accounting reads one convention. Others unchanged."""
+    if "input_tokens_details" not in usage and "output_tokens_details" not in usage:
+        return usage
+    itd = usage.get("input_tokens_details") if isinstance(
+        usage.get("input_tokens_details"), dict) else {}
+    otd = usage.get("output_tokens_details") if isinstance(
+        usage.get("output_tokens_details"), dict) else {}
+    out: dict[str, Any] = {
+        "prompt_tokens": usage.get("input_tokens") or 0,
+        "completion_tokens": usage.get("output_tokens") or 0,
+        "prompt_tokens_details": {"cached_tokens": itd.get("cached_tokens") or 0},
+        "completion_tokens_details": {"reasoning_tokens": otd.get("reasoning_tokens") or 0}}
+    for k in ("cost", "is_byok", "cost_details"):
+        if k in usage:
+            out[k] = usage[k]
+    return out
+
+
+class Shadow:
+    """Watches a stream that is passed on untranslated (Anthropic Messages to Anthropic with the
+    user's key): a translator turns a copy into chat chunks for an SseWatcher to read usage,
+    first content and errors from; the client gets the upstream's bytes."""
+
+    def __init__(self, translator: Any) -> None:
+        self.tr = translator
+        self.inner = SseWatcher(drop_usage_chunk=False)
+
+    def feed(self, chunk: bytes) -> bytes:
+        self.inner.feed(self.tr.feed(chunk))
+        return chunk
+
+    def flush(self) -> bytes:
+        self.inner.feed(self.tr.close())
+        self.inner.flush()
+        return b""
+
+    def sent(self, data: bytes) -> None:
+        pass
+
+    def ids(self) -> tuple[str | None, str | None]:
+        return self.inner.ids()
+
+    def __getattr__(self, name: str) -> Any:  # usage, error, done, finished, first_content ...
+        return getattr(self.inner, name)
+
+
+class ResponsesWatcher:
+    """Watches an OpenAI Responses event stream passed on untranslated (OpenAI or the hosted
+    gateway): usage from `response.completed`, failures, the first output, text for estimates."""
+
+    def __init__(self) -> None:
+        from localgate.sse import SseParser
+        self._sse = SseParser()
+        self.usage: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+        self.done = self.finished = self.first_content = False
+        self.text_chars = 0
+        self.sequence = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        for ev in self._sse.feed(chunk):
+            self._event(ev.data)
+        return chunk
+
+    def flush(self) -> bytes:
+        for ev in self._sse.close():
+            self._event(ev.data)
+        return b""
+
+    def sent(self, data: bytes) -> None:
+        pass
+
+    def ids(self) -> tuple[str | None, str | None]:
+        return None, None
+
+    def _event(self, data: str) -> None:
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            return
+        if not isinstance(obj, dict):
+            return
+        kind = obj.get("type", "")
+        if isinstance(obj.get("sequence_number"), int):
+            self.sequence = obj["sequence_number"]
+        if kind.endswith(".delta") and isinstance(obj.get("delta"), str):
+            self.first_content = True
+            self.text_chars += len(obj["delta"])
+        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            self.done = self.finished = True
+            resp = obj.get("response") if isinstance(obj.get("response"), dict) else {}
+            if isinstance(resp.get("usage"), dict):
+                self.usage = normalise_usage(resp["usage"])
+            if kind == "response.failed":
+                err = resp.get("error")
+                self.error = err if isinstance(err, dict) else {"message": "response failed"}
+        elif kind == "error":
+            self.error = {"message": str(obj.get("message") or "error"),
+                          "code": obj.get("code")}
+
+
+def native_error_event(fmt: str, err: dict[str, Any], sequence: int = 0) -> bytes:
+    """Our own error event in a stream passed on untranslated (its own wire format)."""
+    message = str(err.get("message") or "upstream error")
+    if fmt == "messages":
+        body = {"type": "error", "error": {"type": "api_error", "message": message}}
+        return b"event: error\ndata: " + jsonfast.dumps(body) + b"\n\n"
+    body = {"type": "error", "code": err.get("code") or "upstream_error", "message": message,
+            "param": None, "sequence_number": sequence + 1}
+    return b"event: error\ndata: " + jsonfast.dumps(body) + b"\n\n"
+
+
+def scrub_text(text: str, key: str | None) -> str:
+    return text.replace(key, "<your key>") if key and key in text else text
+
+
+class AnyWatcher:
+    """Watches a stream of a format localgate does not speak (a Kilo service call forwarded as
+    it is): usage from whatever JSON events carry one (chat chunks, `response.usage`, Anthropic
+    `message.usage` + `message_delta`), merged; no judgement on how it ends."""
+
+    def __init__(self) -> None:
+        from localgate.sse import SseParser
+        self._sse = SseParser()
+        self.usage: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+        self.done = self.finished = True
+        self.first_content = False
+        self.text_chars = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        self.first_content = True
+        for ev in self._sse.feed(chunk):
+            self._event(ev.data)
+        return chunk
+
+    def flush(self) -> bytes:
+        for ev in self._sse.close():
+            self._event(ev.data)
+        return b""
+
+    def sent(self, data: bytes) -> None:
+        self.text_chars += text_chars(data)
+
+    def ids(self) -> tuple[str | None, str | None]:
+        return None, None
+
+    def _event(self, data: str) -> None:
+        if '"usage"' not in data:
+            return
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            return
+        if not isinstance(obj, dict):
+            return
+        for holder in (obj, obj.get("response"), obj.get("message")):
+            if isinstance(holder, dict) and isinstance(holder.get("usage"), dict):
+                self.usage = {**(self.usage or {}), **normalise_usage(holder["usage"])}

@@ -12,14 +12,20 @@ from typing import Any
 from localgate import builtins
 from localgate.catalog import Catalog, provider_of
 from localgate.config import Provider, Settings
-from localgate.errors import InvalidRequest, ModelNotFound, ProviderKeyMissing
+from localgate.errors import Forbidden, InvalidRequest, ModelNotFound, ProviderKeyMissing
+from localgate.providers import ADAPTERS
 
 KeyLookup = Callable[[Provider], "str | None"]
 
 # Route kinds, as reported in x-localgate-route and the spend log.
 BYOK, FREE, LOCAL, GATEWAY, FALLBACK = "byok", "free", "local", "gateway", "byok-fallback"
-# Wire formats whose direct (BYOK) call localgate can make today.
-_DIRECT_APIS = frozenset({"openai"})
+# Endpoints a wire format has no equivalent of: such requests go through the gateway.
+_NO_DIRECT = {("anthropic", "embeddings"), ("anthropic", "responses")}
+
+
+def _direct(prov: Provider, native: str | None) -> bool:
+    """Whether localgate can call this provider itself (an adapter speaks its wire format)."""
+    return prov.api in ADAPTERS and (prov.api, native) not in _NO_DIRECT
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,17 +88,27 @@ def _gateway_route(model: str, slug: str, entry: dict[str, Any] | None, free: bo
 
 
 def route(model: str, settings: Settings, catalog: Catalog, keys: KeyLookup, *,
-          found: tuple[str, dict[str, Any] | None] | None = None) -> Route:
+          found: tuple[str, dict[str, Any] | None] | None = None,
+          kilo_token: str | None = None, native: str | None = None) -> Route:
     """Pick where a concrete model goes (SPEC 4 step 3); `found` is lookup()'s answer when the
-    caller has it already. Raises ModelNotFound/ProviderKeyMissing."""
+    caller has it already; `kilo_token`: a Kilo sign-in token the client presented, served by
+    the hosted gateway only; `native`: the endpoint when not chat (responses, embeddings,
+    messages). Raises ModelNotFound/ProviderKeyMissing/Forbidden."""
     model, entry = found or lookup(model, catalog, settings)
     slug = entry["provider"] if entry else provider_of(model)
     prov = settings.providers.get(slug)
     free = model.endswith(":free") or bool(entry and entry.get("free"))
-    native = (entry or {}).get("native_id") or model.partition("/")[2] or model
+    if kilo_token is not None:
+        if prov is not None and prov.free:
+            raise Forbidden(f"{model} is a local model: a Kilo token reaches the hosted gateway "
+                            "only; use the local API key for local models",
+                            code="provider_not_allowed", param="model")
+        return Route(model, slug, FREE if free else GATEWAY, settings.kilo, model, kilo_token,
+                     entry, free)
+    native_id = (entry or {}).get("native_id") or model.partition("/")[2] or model
 
     if prov is not None and prov.free:
-        return Route(model, slug, LOCAL, prov, native, keys(prov), entry, True)
+        return Route(model, slug, LOCAL, prov, native_id, keys(prov), entry, True)
     if free:
         # free models stay free: they go to the hosted gateway even with a BYOK key for the
         # provider, whose API would not know the `:free` id and would bill the user.
@@ -103,10 +119,10 @@ def route(model: str, settings: Settings, catalog: Catalog, keys: KeyLookup, *,
         if key:
             return Route(model, slug, GATEWAY if slug == "kilo" else BYOK, prov, model, key,
                          entry, False)
-    elif prov is not None and prov.api in _DIRECT_APIS:
+    elif prov is not None and _direct(prov, native):
         key = keys(prov)
         if key or (not prov.builtin and not prov.key_env):
-            return Route(model, slug, BYOK, prov, native, key, entry, False,
+            return Route(model, slug, BYOK, prov, native_id, key, entry, False,
                          settings.fallback_to_gateway and prov.builtin)
         if not prov.builtin:
             raise ProviderKeyMissing(f"{model} needs the key of provider {slug!r}: set the "
@@ -119,7 +135,7 @@ def route(model: str, settings: Settings, catalog: Catalog, keys: KeyLookup, *,
 
 def _no_key_message(model: str, prov: Provider | None, settings: Settings) -> str:
     own = ""
-    if prov is not None and prov.key_env and not prov.gateway and prov.api in _DIRECT_APIS:
+    if prov is not None and prov.key_env and not prov.gateway and prov.api in ADAPTERS:
         own = f"your own {prov.name} key ({prov.key_env}) or "
     gw = settings.providers[settings.gateway]
     return (f"no key to reach {model}: add {own}a key for the {gw.name} "
@@ -157,18 +173,6 @@ def route_fim(model: str, settings: Settings, catalog: Catalog, keys: KeyLookup)
         return Route(gateway_id, "mistral", GATEWAY, kilo, gateway_id, key, entry, False)
     raise ProviderKeyMissing(f"no key to reach {gateway_id}: add your own Mistral key "
                              f"({mistral.key_env}) or a key for the {kilo.name} ({kilo.key_env})")
-
-
-def openrouter_hints(body: dict[str, Any], provider: str) -> None:
-    """Add the seeds' preferred inference provider as provider.order, never over the client's."""
-    preferred = builtins.OPENROUTER_ORDER.get(provider)
-    if preferred is None:
-        return
-    prefs = body.get("provider")
-    if prefs is None:
-        body["provider"] = {"order": [preferred]}
-    elif isinstance(prefs, dict) and "order" not in prefs:
-        body["provider"] = {**prefs, "order": [preferred]}
 
 
 def is_free(model: str, settings: Settings, catalog: Catalog, *,

@@ -1,18 +1,25 @@
 """The only module that talks HTTP outwards: opens upstream calls on one shared ClientSession,
-applies the `[upstream]` timeouts, and turns aiohttp/asyncio failures into errors.Upstream*.
+applies the `[upstream]` timeouts, and turns aiohttp/asyncio failures into errors.Upstream*
+whose messages a user understands ("the connection to OpenAI was cut mid-stream"), never a
+library's exception names.
 
-Knows no provider formats. Messages name the provider, never a key.
+Knows no provider formats. Messages name the provider, never a key. On shutdown `stop()` ends
+every stream and every call still waiting for headers at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import aiohttp
 from yarl import URL
 
 from localgate.errors import UpstreamError, UpstreamTimeout
+
+SHUTTING_DOWN = "localgate is shutting down; the request was not completed"
 
 
 class Upstream:
@@ -25,23 +32,45 @@ class Upstream:
         # total=None: a generation may stream for many minutes; the gaps are what we bound.
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_s,
                                               connect=connect_s, sock_read=read_gap_s)
+        self.active: set[Any] = set()      # responses being relayed (closed on stop)
+        self._opening: set[asyncio.Task[Any]] = set()  # calls waiting for headers
+        self.stopping = False
 
     async def open(self, method: str, url: str | URL, *, headers: Mapping[str, str],
                    data: bytes | None, who: str) -> aiohttp.ClientResponse:
         """Send the call; raise UpstreamTimeout (no headers in time) or UpstreamError."""
+        if self.stopping:
+            raise UpstreamError(SHUTTING_DOWN, status=503)
+        task = asyncio.current_task()
+        if task is not None:
+            self._opening.add(task)
         try:
             async with asyncio.timeout(self.first_byte_s):
                 return await self.session.request(method, url, headers=headers, data=data,
                                                   timeout=self._timeout, allow_redirects=False)
+        except asyncio.CancelledError:
+            if self.stopping and task is not None:  # stop() cancelled us: answer, don't vanish
+                task.uncancel()
+                raise UpstreamError(SHUTTING_DOWN, status=503) from None
+            raise
         except TimeoutError as exc:
             if isinstance(exc, aiohttp.ServerTimeoutError) and "connect" in str(exc).lower():
                 raise UpstreamError(f"{who} did not accept a connection in time") from exc
             raise UpstreamTimeout(f"{who} sent no response headers within "
                                   f"{self.first_byte_s:g} s") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamError(f"{who} is unreachable ({_reason(exc)})") from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"{who} failed before answering ({_reason(exc)})") from exc
+            raise UpstreamError(f"{who} {_before(exc)}") from exc
+        finally:
+            if task is not None:
+                self._opening.discard(task)
+
+    def stop(self) -> None:
+        """Shutdown: streams end (their relays send an error event), waiting calls answer 503."""
+        self.stopping = True
+        for resp in list(self.active):
+            resp.close()
+        for task in list(self._opening):
+            task.cancel()
 
 
 async def chunks(resp: aiohttp.ClientResponse, who: str) -> AsyncIterator[bytes]:
@@ -50,9 +79,10 @@ async def chunks(resp: aiohttp.ClientResponse, who: str) -> AsyncIterator[bytes]
         async for chunk in resp.content.iter_any():
             yield chunk
     except TimeoutError as exc:
-        raise UpstreamTimeout(f"{who} went silent mid-stream (read gap timeout)") from exc
+        raise UpstreamTimeout(f"{who} went silent mid-stream (no data within the read gap "
+                              "timeout)") from exc
     except aiohttp.ClientError as exc:
-        raise UpstreamError(f"{who} cut the stream ({_reason(exc)})") from exc
+        raise UpstreamError(f"the connection to {who} was cut mid-stream") from exc
 
 
 async def read_all(resp: aiohttp.ClientResponse, who: str) -> bytes:
@@ -61,14 +91,24 @@ async def read_all(resp: aiohttp.ClientResponse, who: str) -> bytes:
     except TimeoutError as exc:
         raise UpstreamTimeout(f"{who} went silent before finishing its response") from exc
     except aiohttp.ClientError as exc:
-        raise UpstreamError(f"{who} cut its response short ({_reason(exc)})") from exc
+        raise UpstreamError(f"the connection to {who} was cut before its response was "
+                            "complete") from exc
 
 
-def _reason(exc: BaseException) -> str:
+def _before(exc: BaseException) -> str:
+    """Why a call failed before any response, in words."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError) or \
+            isinstance(getattr(exc, "os_error", None), ssl.SSLError):
+        return "failed the TLS handshake (certificate or TLS error)"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"is unreachable (cannot resolve {exc.host})"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect to {exc.host}:{exc.port}"
-    text = str(exc).split("\n")[0][:200]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        return f"is unreachable (cannot connect to {exc.host}:{exc.port})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "closed the connection before answering"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return "sent a response localgate could not read"
+    return "failed before answering (connection error)"
 
 
 async def get_json(session: aiohttp.ClientSession, url: str, *, headers: Mapping[str, str],
@@ -82,3 +122,4 @@ async def get_json(session: aiohttp.ClientSession, url: str, *, headers: Mapping
             return await resp.json(content_type=None)
     except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         raise UpstreamError(f"{url} failed: {type(exc).__name__}") from exc
+

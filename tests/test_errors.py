@@ -417,10 +417,15 @@ async def test_cors_preflight(daemon: Daemon) -> None:
     assert_error(r, 403, None)
     assert "Access-Control-Allow-Origin" not in r.headers
 
+    # a page of any local dev server is a web page like any other (issue 6 item 9)
     r = await call(daemon, "OPTIONS", "/v1/chat/completions",
                    headers={**req, "Origin": "http://localhost:3000"})
+    assert_error(r, 403, "origin_not_allowed")
+
+    webview = "vscode-webview://1n2b3c4d5e6f"
+    r = await call(daemon, "OPTIONS", "/v1/chat/completions", headers={**req, "Origin": webview})
     assert r.status == 204
-    assert r.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    assert r.headers["Access-Control-Allow-Origin"] == webview
     assert "POST" in r.headers["Access-Control-Allow-Methods"]
 
 
@@ -437,8 +442,8 @@ async def test_post_with_foreign_origin_is_403(start_daemon: StartDaemon,
     assert_error(r, 403, None)
     assert fake.seen == []
     r = await chat(d, body, {**auth(), "Origin": "http://127.0.0.1:5173"})
-    assert r.status == 200
-    assert r.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:5173"
+    assert_error(r, 403, "origin_not_allowed")
+    assert "Access-Control-Allow-Origin" not in r.headers
 
 
 # ---- read-only endpoints --------------------------------------------------------------------

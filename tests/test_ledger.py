@@ -101,7 +101,7 @@ def test_breakdown_groups_and_windows(tmp_path: Path) -> None:
 
 def test_row_tuple_follows_the_schema_order() -> None:
     e = SpendEntry("i", "t", "c", stream=True, cost_microdollars=7, error="x")
-    values = ledger._values(e)
+    values = ledger.values(e)
     assert len(values) == len(ledger.FIELDS)
     assert dict(zip(ledger.FIELDS, values, strict=True)) == {
         **{f: getattr(e, f) for f in ledger.FIELDS}, "stream": 1}

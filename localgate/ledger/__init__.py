@@ -10,9 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import queue
 import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,6 @@ from typing import Any
 from localgate.ledger import migrations
 
 log = logging.getLogger("localgate")
-GROUP_COMMIT_S = 0.005
 
 
 @dataclass(slots=True)
@@ -60,11 +57,11 @@ def utc_text(t: float | None = None) -> str:
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(SpendEntry))
-_INSERT = (f"insert or replace into spend ({', '.join(FIELDS)}) "
+INSERT = (f"insert or replace into spend ({', '.join(FIELDS)}) "
            f"values ({', '.join('?' for _ in FIELDS)})")
 
 
-def _values(e: SpendEntry) -> tuple[Any, ...]:
+def values(e: SpendEntry) -> tuple[Any, ...]:
     return (e.id, e.ts, e.client, e.user_agent, e.model, e.resolved_model, e.provider, e.route,
             e.mode, int(e.stream), e.status, e.http_status, e.prompt_tokens, e.completion_tokens,
             e.cached_tokens, e.cache_write_tokens, e.reasoning_tokens, e.cost_microdollars,
@@ -80,6 +77,24 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("pragma busy_timeout=10000")
     migrations.apply(conn)
     return conn
+
+
+_INT64 = 2**63 - 1
+
+
+def storable(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row SQLite cannot refuse: text as valid UTF-8 (lone surrogates replaced), bounded;
+    numbers within int64."""
+    out: list[Any] = []
+    for v in row:
+        if isinstance(v, str):
+            v = v[:2000].encode("utf-8", "replace").decode("utf-8")
+        elif isinstance(v, int) and not isinstance(v, bool):
+            v = max(-_INT64, min(v, _INT64))
+        elif v is not None and not isinstance(v, bool | float):
+            v = str(v)[:2000]
+        out.append(v)
+    return tuple(out)
 
 
 def _private_file(path: Path) -> None:
@@ -106,6 +121,36 @@ def row_dict(row: sqlite3.Row) -> dict[str, Any]:
     d = {k: row[k] for k in FIELDS}
     d["stream"] = bool(d["stream"])
     return d
+
+
+@dataclasses.dataclass
+class Recovered:
+    interrupted: int
+    day: int
+    month: int
+    per_client_day: dict[str, int]
+
+
+def recover(path: Path, before: str, day_start: str, month_start: str) -> Recovered | None:
+    """After a start: rows a killed daemon left in flight become `interrupted`, and what was
+    spent today / this month (per client today) is read back for the limits. None when the log
+    cannot be read (the writer reports why)."""
+    try:
+        conn = connect(path)
+    except (sqlite3.Error, OSError) as exc:
+        log.error("spend log not recovered: %s", exc)
+        return None
+    try:
+        n = mark_interrupted(conn, before)
+        names = [r[0] for r in conn.execute("select distinct client from spend where ts >= ?",
+                                            (day_start,))]
+        return Recovered(n, spent_since(conn, day_start), spent_since(conn, month_start),
+                         {c: spent_since(conn, day_start, c) for c in names})
+    except sqlite3.Error as exc:
+        log.error("spend log not recovered: %s", exc)
+        return None
+    finally:
+        conn.close()
 
 
 def mark_interrupted(conn: sqlite3.Connection, before: str) -> int:
@@ -172,71 +217,4 @@ def _window(since: str | None, until: str | None) -> tuple[str, list[Any]]:
     return ("where " + " and ".join(conds)) if conds else "", args
 
 
-class LedgerWriter:
-    """The daemon's writer: `write()` enqueues and returns at once; a thread commits in batches.
-
-    A row is written when a request is accepted and rewritten when it ends (same id, so a
-    request is never counted twice)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.conn = connect(path)
-        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="localgate-ledger", daemon=True)
-        self._thread.start()
-
-    def write(self, entry: SpendEntry) -> None:
-        """Queue a row (a snapshot the caller no longer changes); never blocks."""
-        self._q.put(entry)
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        done = threading.Event()
-        self._q.put(done)
-        return done.wait(timeout)
-
-    def close(self, timeout: float = 5.0) -> None:
-        self._q.put(None)
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.error("ledger writer did not stop in %.0f s", timeout)
-            return
-        self.conn.close()
-
-    def _run(self) -> None:
-        while True:
-            item = self._q.get()
-            batch, events, stop = [], [], False
-            while True:
-                if item is None:
-                    stop = True
-                elif isinstance(item, threading.Event):
-                    events.append(item)
-                else:
-                    batch.append(_values(item))
-                try:
-                    item = self._q.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                # a request that began and ended within one batch needs only its final row
-                self._commit(list({row[0]: row for row in batch}.values()))
-            for ev in events:
-                ev.set()
-            if stop:
-                return
-            if batch:
-                # group commit: the first row after a quiet spell is written at once; under
-                # load, rows gather for a few ms so the thread takes the GIL less often
-                time.sleep(GROUP_COMMIT_S)
-
-    def _commit(self, batch: list[tuple[Any, ...]]) -> None:
-        try:
-            self.conn.execute("begin")
-            self.conn.executemany(_INSERT, batch)
-            self.conn.execute("commit")
-        except Exception:  # the writer must outlive any one bad batch
-            log.exception("could not write %d spend rows", len(batch))
-            try:
-                self.conn.execute("rollback")
-            except sqlite3.Error:
-                pass
+from localgate.ledger.writer import LedgerWriter  # noqa: E402, F401  (re-exported)

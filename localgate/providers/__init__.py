@@ -1,12 +1,18 @@
-"""Provider adapters: pure translators from the OpenAI wire body to an upstream HttpCall.
-
-They know nothing of the HTTP server, of where keys come from, or of where money is recorded.
+"""Provider adapters: pure translators between the OpenAI chat wire format and each upstream
+wire format, found by the config's `api` value. They know nothing of the HTTP server, of where
+keys come from, or of where money is recorded.
 """
 
 from __future__ import annotations
 
-from localgate.providers.base import HttpCall
-from localgate.providers.openai_compat import (GATEWAY_FIM_FIELDS, build_chat, build_fim,
-                                               mistral_body)
+from localgate.providers.base import Adapter, HttpCall, StreamTranslator, Target
+from localgate.providers.openai_compat import OpenAIAdapter
 
-__all__ = ["GATEWAY_FIM_FIELDS", "HttpCall", "build_chat", "build_fim", "mistral_body"]
+__all__ = ["ADAPTERS", "Adapter", "HttpCall", "StreamTranslator", "Target", "adapter_for"]
+
+ADAPTERS: dict[str, Adapter] = {"openai": OpenAIAdapter()}
+
+
+def adapter_for(api: str) -> Adapter:
+    """The adapter for a wire format; KeyError for one localgate does not speak."""
+    return ADAPTERS[api]

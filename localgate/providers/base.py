@@ -66,3 +66,13 @@ class Adapter(Protocol):
     def stream_translator(self, t: Target) -> StreamTranslator | None:
         """None when the upstream already streams OpenAI chat SSE (relayed byte for byte)."""
         ...
+
+    def native(self, endpoint: str, t: Target) -> bool:
+        """Whether a client's non-chat request (`responses`, `messages`, `embeddings`) is sent
+        to this target as the client wrote it (pass-through) rather than translated to chat."""
+        ...
+
+    def native_call(self, endpoint: str, body: Mapping[str, Any], t: Target, *, stream: bool,
+                    client_headers: Mapping[str, str]) -> HttpCall:
+        """The pass-through call for `native()` endpoints: the client's body, model replaced."""
+        ...

@@ -14,11 +14,12 @@ import aiohttp
 from aiohttp import web
 
 from localgate.auth import AnonymousLimiter, LocalAuth
-from localgate.gateway import Gateway
-from localgate.server import handlers
 from localgate.dashboard.sessions import Sessions
-from localgate.server.keys import ACTIVE, AUTH, GATEWAY, LIMITER, RELOAD, SESSIONS, STOPPING
-from localgate.server.middleware import make_guard
+from localgate.gateway import Gateway
+from localgate.server import handlers, inference
+from localgate.server.codecs import EMBEDDINGS
+from localgate.server.keys import AUTH, GATEWAY, LIMITER, RELOAD, SESSIONS
+from localgate.server.middleware import add_cors, make_guard
 
 # The hosted gateway's prefixes (old and new) and the plain OpenAI one.
 PREFIXES = ("/v1", "/api/v1", "/api/gateway", "/api/gateway/v1", "/api/openrouter",
@@ -31,6 +32,7 @@ BackgroundTask = Callable[[Gateway], Awaitable[None]]
 def make_app(new_gateway: GatewayFactory, *, auth: LocalAuth,
              reload: Callable[[], Awaitable[str]], allowed_hosts: frozenset[str] = frozenset(),
              allow_ip_hosts: bool = False, max_body_bytes: int = 64 * 2**20,
+             allowed_origins: frozenset[str] = frozenset(),
              background: list[BackgroundTask] | None = None) -> web.Application:
     @contextlib.asynccontextmanager
     async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -45,20 +47,19 @@ def make_app(new_gateway: GatewayFactory, *, auth: LocalAuth,
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def end_streams(app: web.Application) -> None:
-        app[STOPPING].set()
-        for upstream in list(app[ACTIVE]):
-            upstream.close()  # wakes the relay, which ends the client's stream with an error
+        # streams end with an error event, calls waiting for headers answer 503, at once
+        app[GATEWAY].upstream.stop()
 
-    app = web.Application(middlewares=[make_guard(allowed_hosts, allow_ip_hosts)],
+    app = web.Application(middlewares=[make_guard(allowed_hosts, allow_ip_hosts,
+                                                  allowed_origins)],
                           client_max_size=max_body_bytes)
     app[AUTH] = auth
     app[LIMITER] = AnonymousLimiter()
-    app[STOPPING] = asyncio.Event()
-    app[ACTIVE] = set()
     app[RELOAD] = reload
     app[SESSIONS] = Sessions()
     app.cleanup_ctx.append(gateway_ctx)
     app.on_shutdown.append(end_streams)
+    app.on_response_prepare.append(add_cors)
     _routes(app)
     return app
 
@@ -68,12 +69,17 @@ def _routes(app: web.Application) -> None:
     r.add_get("/health", handlers.health)
     r.add_get("/healthz", handlers.health)
     r.add_post("/localgate/reload", handlers.reload)
-    r.add_post("/api/fim/completions", handlers.fim_completions)  # the Kilo service's own path
+    r.add_post("/api/fim/completions", inference.fim_completions)  # the Kilo service's own path
     for pre in PREFIXES:
-        r.add_post(f"{pre}/chat/completions", handlers.chat_completions)
-        r.add_post(f"{pre}/fim/completions", handlers.fim_completions)
+        r.add_post(f"{pre}/chat/completions", inference.chat_completions)
+        r.add_post(f"{pre}/fim/completions", inference.fim_completions)
+        r.add_post(f"{pre}/embeddings", _embeddings)
         r.add_get(f"{pre}/models", handlers.list_models)
         r.add_get(pre + "/models/{model_id:.+}", handlers.get_model)
         r.add_get(f"{pre}/providers", handlers.list_providers)
         r.add_get(f"{pre}/models-by-provider", handlers.models_by_provider)
     r.add_route("*", "/api/{tail:.*}", handlers.passthrough)
+
+
+async def _embeddings(request: web.Request) -> web.StreamResponse:
+    return await inference.serve(request, EMBEDDINGS)

@@ -1,11 +1,16 @@
-"""Middlewares: browser safety (Host allow-list, Origin/CORS, JSON-only POSTs) and one place
-that turns every error into the OpenAI envelope. Loopback is not a security boundary.
+"""Middlewares: browser safety (Host allow-list, Origin/CORS, JSON-only POSTs), paths
+normalised (repeated and trailing slashes: a path the daemon serves is served whatever its
+spelling, so no spelling slips past the controls to the pass-through), and one place that turns
+every error into the client's envelope (OpenAI's, or Anthropic's for /v1/messages).
+Loopback is not a security boundary.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -14,7 +19,7 @@ from aiohttp import web
 from localgate.config import is_loopback
 from localgate.errors import (BodyTooLarge, Forbidden, GatewayError, InvalidRequest,
                               UnsupportedMediaType)
-from localgate.gateway import new_request_id
+from localgate.exchange import new_request_id
 from localgate.server.keys import REQUEST_ID
 
 log = logging.getLogger("localgate")
@@ -25,24 +30,24 @@ _CORS_HEADERS = ("Authorization, Content-Type, X-Api-Key, X-Title, HTTP-Referer,
                  "X-KiloCode-Version, X-KiloCode-OrganizationId, X-KiloCode-ProjectId, "
                  "X-KiloCode-MachineId, X-Stainless-Lang, X-Stainless-Package-Version, "
                  "X-Stainless-OS, X-Stainless-Arch, X-Stainless-Runtime, "
-                 "X-Stainless-Runtime-Version, X-Stainless-Retry-Count, X-Stainless-Timeout")
+                 "X-Stainless-Runtime-Version, X-Stainless-Retry-Count, X-Stainless-Timeout, "
+                 "Anthropic-Version, Anthropic-Beta")
+# IDE webviews (VS Code and its forks) may read responses; web pages, local ones included, not.
 _APP_ORIGIN_SCHEMES = ("vscode-webview", "vscode-file")
+_CORS_ORIGIN = web.RequestKey("localgate.cors_origin", str)
+_SLASHES = re.compile(r"//+")
 
 
-def error_response(err: GatewayError, request_id: str | None = None) -> web.Response:
-    headers = dict(err.headers)
-    if request_id:
-        headers["x-request-id"] = request_id
+def error_response(err: GatewayError, request: web.Request | None = None) -> web.Response:
+    headers = {k: v for k, v in err.headers.items() if k.lower() != "content-type"}
+    if request is not None:
+        headers["x-request-id"] = request.get(REQUEST_ID, "")
     return web.Response(status=err.status, body=json.dumps(err.envelope()).encode(),
                         content_type="application/json", headers=headers)
 
 
-def _local_origin(origin: str) -> bool:
-    parts = urlsplit(origin)
-    if parts.scheme in _APP_ORIGIN_SCHEMES:
-        return True
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and \
-        is_loopback(parts.hostname or "")
+def _app_origin(origin: str, allowed: frozenset[str]) -> bool:
+    return urlsplit(origin).scheme in _APP_ORIGIN_SCHEMES or origin.rstrip("/") in allowed
 
 
 def _host_name(host: str) -> str:
@@ -51,15 +56,22 @@ def _host_name(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def make_guard(allowed_hosts: frozenset[str], allow_ip_hosts: bool) -> Callable[..., Awaitable[
-        web.StreamResponse]]:
+def normal_path(path: str) -> str:
+    """`/api//gateway/chat/completions/` -> `/api/gateway/chat/completions`."""
+    path = _SLASHES.sub("/", path)
+    return path[:-1] if len(path) > 1 and path.endswith("/") else path
+
+
+def make_guard(allowed_hosts: frozenset[str], allow_ip_hosts: bool,
+               allowed_origins: frozenset[str] = frozenset()) -> Callable[..., Awaitable[
+                   web.StreamResponse]]:
     """Refuse foreign Host (DNS rebinding), foreign Origin, non-JSON POST bodies; answer CORS;
-    turn every error into the OpenAI envelope (one middleware: one coroutine layer per request)."""
+    turn every error into the client's envelope (one middleware: one coroutine layer)."""
+    origins = frozenset(o.rstrip("/") for o in allowed_origins)
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        rid = new_request_id()
-        request[REQUEST_ID] = rid
+        request[REQUEST_ID] = new_request_id()
         try:
             name = _host_name(request.host or "").lower()
             if not (is_loopback(name) or name in allowed_hosts or name.endswith(".localhost")
@@ -67,9 +79,11 @@ def make_guard(allowed_hosts: frozenset[str], allow_ip_hosts: bool) -> Callable[
                 raise Forbidden(f"Host {request.host!r} is not this daemon's loopback name "
                                 "(DNS rebinding protection)", code="host_not_allowed")
             origin = request.headers.get("Origin")
-            if origin is not None and not _local_origin(origin):
-                raise Forbidden(f"requests from the web origin {origin!r} are refused",
-                                code="origin_not_allowed")
+            if origin is not None:
+                if not _app_origin(origin, origins):
+                    raise Forbidden(f"requests from the web origin {origin!r} are refused",
+                                    code="origin_not_allowed")
+                request[_CORS_ORIGIN] = origin
             if request.method == "OPTIONS":
                 return _preflight(request, origin)
             if request.method in ("POST", "PUT", "PATCH") and request.body_exists:
@@ -77,43 +91,63 @@ def make_guard(allowed_hosts: frozenset[str], allow_ip_hosts: bool) -> Callable[
                 if ctype != "application/json" and not ctype.endswith("+json"):
                     raise UnsupportedMediaType(f"Content-Type must be application/json, "
                                                f"got {ctype!r}")
-            resp = await handler(request)
-            if origin is not None and not resp.prepared:
-                resp.headers["Access-Control-Allow-Origin"] = origin
-            return resp
+            raw = request.rel_url.raw_path
+            if "//" in raw or (len(raw) > 1 and raw.endswith("/")):
+                request, handler = await _renormalised(request, raw)
+            return await handler(request)
         except GatewayError as err:
-            return error_response(err, rid)
+            return error_response(err, request)
         except web.HTTPRequestEntityTooLarge as exc:
-            return error_response(BodyTooLarge(f"request body too large ({exc.text})"), rid)
+            return error_response(BodyTooLarge(f"request body too large ({exc.text})"), request)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
             code = {404: "invalid_path", 405: "method_not_allowed"}.get(exc.status,
                                                                          "invalid_request")
-            return error_response(GatewayError(exc.reason, code=code, status=exc.status), rid)
+            return error_response(GatewayError(exc.reason, code=code, status=exc.status),
+                                  request)
         except (ConnectionResetError, TimeoutError):
             raise  # the client went away: nobody to answer
         except Exception:  # a bug: a 500 envelope for the client, the traceback for our log
             log.exception("unexpected error serving %s %s", request.method, request.path)
             return error_response(GatewayError("localgate hit an internal error; see its log"),
-                                  rid)
+                                  request)
 
     return guard
+
+
+async def _renormalised(request: web.Request, raw: str) -> tuple[web.Request, Handler]:
+    """The request re-routed by its normalised path (same method, headers, body, state)."""
+    new = request.clone(rel_url=request.rel_url.with_path(normal_path(raw), encoded=True))
+    match = await request.app.router.resolve(new)
+    match.add_app(request.app)
+    new._match_info = match  # noqa: SLF001 - aiohttp sets it the same way when it routes
+    return new, match.handler
+
+
+async def add_cors(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every answer to an allowed app origin is readable by it — bodies,
+    streams, errors and pass-through alike."""
+    origin = request.get(_CORS_ORIGIN)
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = (
+            "x-request-id, x-localgate-route, x-localgate-provider, x-localgate-upstream, "
+            "x-localgate-model")
+        response.headers["Vary"] = "Origin"
 
 
 def _preflight(request: web.Request, origin: str | None) -> web.Response:
     if origin is None:
         raise InvalidRequest("a CORS preflight needs an Origin header")
     return web.Response(status=204, headers={
-        "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
         "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers",
                                                             _CORS_HEADERS),
-        "Access-Control-Max-Age": "600", "Vary": "Origin"})
+        "Access-Control-Max-Age": "600"})
 
 
 def _is_ip(name: str) -> bool:
-    import ipaddress
     try:
         ipaddress.ip_address(name)
         return True

@@ -1,0 +1,135 @@
+"""The inference endpoints: parse, pick the codec, call `Gateway.complete()`, write the Answer.
+
+Every request accepted here leaves exactly one spend row with a final status, and every
+response ends properly: a whole body, or a stream that ends with the upstream's own end or an
+error event of ours — whatever goes wrong (client gone, upstream cut, shutdown, a bug).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from localgate import jsonfast
+from localgate.auth import ANONYMOUS, KILO_TOKEN, presented_key
+from localgate.errors import BodyTooLarge, GatewayError, InvalidRequest
+from localgate.gateway import Gateway, Prepared
+from localgate.server.codecs import CHAT, FIM, Codec
+from localgate.server.keys import AUTH, GATEWAY, LIMITER, REQUEST_ID
+from localgate.streams import Answer
+
+log = logging.getLogger("localgate")
+ANONYMOUS_MAX_BODY = 1 * 2**20  # what an anonymous caller may send (free models only)
+GATEWAY_PREFIXES = ("/api/gateway", "/api/openrouter", "/api/v1")
+
+
+async def json_body(request: web.Request, *, anonymous: bool = False) -> Any:
+    """The request's JSON, bounded (a smaller bound for anonymous callers); 400/413 otherwise."""
+    limit = ANONYMOUS_MAX_BODY if anonymous else request.app._client_max_size
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(f"request body too large: {request.content_length:,} bytes, the "
+                           f"limit is {limit:,}" + (" without a local API key" if anonymous
+                                                    else ""))
+    try:
+        raw = await request.content.read(limit + 1) if anonymous else await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise BodyTooLarge(f"request body too large (the limit is {limit:,} bytes)") from exc
+    if len(raw) > limit:
+        raise BodyTooLarge(f"request body too large (the limit is {limit:,} bytes without a "
+                           "local API key)")
+    if not raw.strip():
+        raise InvalidRequest("the request body is empty; expected a JSON object")
+    try:
+        return jsonfast.loads(raw)
+    except RecursionError as exc:
+        raise InvalidRequest("the request body is nested too deeply") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"the request body is not valid JSON ({str(exc)[:200]})") from exc
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await serve(request, CHAT)
+
+
+async def fim_completions(request: web.Request) -> web.StreamResponse:
+    return await serve(request, FIM)
+
+
+async def serve(request: web.Request, codec: Codec) -> web.StreamResponse:
+    """One request along the gateway's line; every request accepted leaves a spend row."""
+    codec.mark(request)
+    gw = request.app[GATEWAY]
+    client = request.app[AUTH].client(request.headers)  # a wrong key: refused, not logged
+    ex = gw.accept(headers=request.headers, client=client, request_id=request[REQUEST_ID],
+                   kind=codec.kind)
+    try:
+        if client == ANONYMOUS:  # counted before anything else, refusals included
+            request.app[LIMITER].check(request.remote or "unknown")
+        gw.check_log()
+        body = await json_body(request, anonymous=client == ANONYMOUS)
+        gw.note_model(ex, body)
+        p = codec.prepare(gw, ex, body, request,
+                          kilo_token=presented_key(request.headers) if client == KILO_TOKEN
+                          else None,
+                          gateway_path=request.path.startswith(GATEWAY_PREFIXES))
+    except GatewayError as err:
+        gw.refuse(ex, err)
+        raise
+    except Exception as exc:  # a bug: answered 500 by the middleware, and logged as such
+        gw.refuse(ex, GatewayError(f"internal error: {type(exc).__name__}"))
+        raise
+    gw.begin(ex)
+    answer = await gw.complete(p)  # GatewayError: the row is settled already
+    return await write(request, gw, p, answer, codec)
+
+
+async def write(request: web.Request, gw: Gateway, p: Prepared, answer: Answer,
+                codec: Codec) -> web.StreamResponse:
+    if answer.stream is None:
+        return web.Response(status=answer.status, body=codec.body(answer, p),
+                            headers=answer.headers)
+    relay, ex = answer.stream, p.ex
+    encode = codec.stream_encoder(answer, p)
+    out = web.StreamResponse(status=200, headers={
+        **answer.headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no"})
+    try:
+        await out.prepare(request)
+        async for data in relay:
+            if encode is not None:
+                data = encode.feed(data)
+            if data:
+                await out.write(data)
+        if encode is not None:
+            tail = encode.close()
+            if tail:
+                await out.write(tail)
+        await out.write_eof()
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        await relay.aclose("client_closed")
+    except asyncio.CancelledError:
+        await relay.aclose("client_closed")
+        raise
+    except Exception as exc:  # a bug after the headers went out: end the stream properly
+        log.exception("writing the answer to %s failed", ex.id)
+        ex.status, ex.error = "error", f"internal error: {type(exc).__name__}"
+        await _end_with_error(out, codec, answer, p)
+    finally:
+        await relay.aclose()
+    return out
+
+
+async def _end_with_error(out: web.StreamResponse, codec: Codec, answer: Answer,
+                          p: Prepared) -> None:
+    event = codec.error_event(GatewayError("localgate hit an internal error mid-stream; see its "
+                                           "log"), answer, p)
+    try:
+        await out.write(b"\n" + event)
+        await out.write_eof()
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError, RuntimeError):
+        pass  # the client is gone too
+
