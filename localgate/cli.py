@@ -96,13 +96,20 @@ def cmd_status(args: argparse.Namespace) -> int:
             info.update(running=True, url=url + "/v1", pid=state["pid"],
                         default_model=health.get("default_model", info.get("default_model")),
                         daemon_version=health.get("version"))
+            log_state = health.get("spend_log") or {}
+            if not log_state.get("ok", True):
+                info["spend_log_error"] = (f"{log_state.get('error')}; "
+                                           f"{log_state.get('unwritten', 0)} rows waiting")
+            if log_state.get("set_aside"):
+                info["spend_log_set_aside"] = log_state["set_aside"]
         except (OSError, ValueError):
             info.update(url=url + "/v1", pid=state["pid"], note="process exists, not answering")
     if args.format == "json":
         print(json.dumps(info, indent=2))
     else:
         print(f"localgate {'running at ' + info['url'] if info['running'] else 'not running'}")
-        for key in ("pid", "default_model", "config_error", "note"):
+        for key in ("pid", "default_model", "config_error", "note", "spend_log_error",
+                    "spend_log_set_aside"):
             if info.get(key) is not None:
                 print(f"  {key.replace('_', ' ')}: {info[key]}")
         limit = info.get("daily_limit_usd")
@@ -444,7 +451,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.cmd is None:
         args = ap.parse_args(["run", *(argv or [])])
+    from localgate.errors import ConfigError
+    from localgate.ledger import Unreadable
     try:
         return int(args.fn(args))
     except BrokenPipeError:
         return 0
+    except Unreadable as exc:
+        return _fail(str(exc))
+    except ConfigError as exc:
+        return _fail(f"config error in {paths.config_file()}: {exc}", 2)

@@ -51,10 +51,9 @@ def parse_when(text: str, *, now: float | None = None) -> str:
 
 
 def open_log(path: Path) -> sqlite3.Connection | None:
-    """The spend log for reading (None when nothing was logged yet)."""
-    if not path.exists():
-        return None
-    return ledger.connect(path)  # applies pending migrations, so an old file reads too
+    """The spend log for reading (None when nothing was logged yet); ledger.Unreadable when
+    it is damaged."""
+    return ledger.open_for_reading(path)
 
 
 def local_time(ts: str | None) -> str:

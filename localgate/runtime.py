@@ -26,6 +26,25 @@ log = logging.getLogger("localgate")
 SHUTDOWN_TIMEOUT_S = 5.0
 
 
+class _OneLine(logging.Filter):
+    """aiohttp logs a whole traceback for every malformed request a client sends; one line
+    saying what was wrong is enough (a bug of ours still logs its traceback: ours, not
+    aiohttp's, logger)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"[:500]
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
+def _quiet_aiohttp() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _OneLine) for f in server_log.filters):
+        server_log.addFilter(_OneLine())
+
+
 class CannotListen(Exception):
     """The address cannot be listened on (bad host name, an address not on this machine)."""
 
@@ -82,6 +101,7 @@ async def start(settings: Settings, host: str, port: int,
     The socket is bound first, so a second daemon that cannot listen never touches the log,
     and requests are answered only once everything about a started daemon is true
     (`before_serving(port)` has run). Raises PortInUse, or CannotListen for other reasons."""
+    _quiet_aiohttp()
     home_lock = await asyncio.to_thread(_lock_home)
     try:
         sock = await asyncio.to_thread(_bind, host, port)
@@ -143,7 +163,11 @@ async def serve(settings: Settings, host: str, port: int) -> None:
                         "needs the local API key except free models", host)
         for w in settings.warnings:
             log.warning("%s", w)
-        await asyncio.to_thread(_write_state, state, host, bound)
+        try:
+            await asyncio.to_thread(_write_state, state, host, bound)
+        except OSError as exc:  # a full disk must not stop the daemon; status cannot find it
+            log.error("cannot write %s (%s): `localgate status` will not find this daemon",
+                      state, exc.strerror or exc)
         print(f"localgate {__version__} listening on http://{_url_host(host)}:{bound}/v1 "
               f"(default model {settings.default_model})", file=sys.stderr, flush=True)
 

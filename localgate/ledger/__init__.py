@@ -131,6 +131,24 @@ class Recovered:
     per_client_day: dict[str, int]
 
 
+class Unreadable(Exception):
+    """The spend log exists but cannot be read (damaged, or not a database)."""
+
+
+def open_for_reading(path: Path) -> sqlite3.Connection | None:
+    """The spend log for the review commands (None when nothing was logged yet); Unreadable
+    with a message for people when it is damaged."""
+    if not path.exists():
+        return None
+    try:
+        conn = connect(path)  # applies pending migrations, so an old file reads too
+        conn.execute("select count(*) from spend where rowid = 1").fetchone()
+        return conn
+    except (sqlite3.Error, OSError) as exc:
+        raise Unreadable(f"the spend log {path} cannot be read ({exc}); a damaged log is set "
+                         "aside (renamed, kept) when the daemon next starts") from exc
+
+
 def recover(path: Path, before: str, day_start: str, month_start: str) -> Recovered | None:
     """After a start: rows a killed daemon left in flight become `interrupted`, and what was
     spent today / this month (per client today) is read back for the limits. None when the log
