@@ -16,6 +16,7 @@ from aiohttp import web
 from localgate.auth import AnonymousLimiter, LocalAuth
 from localgate.gateway import Gateway
 from localgate.server import handlers
+from localgate.dashboard.routes import routes as dashboard_routes
 from localgate.dashboard.sessions import Sessions
 from localgate.server.keys import ACTIVE, AUTH, GATEWAY, LIMITER, RELOAD, SESSIONS, STOPPING
 from localgate.server.middleware import make_guard
@@ -77,3 +78,4 @@ def _routes(app: web.Application) -> None:
         r.add_get(f"{pre}/providers", handlers.list_providers)
         r.add_get(f"{pre}/models-by-provider", handlers.models_by_provider)
     r.add_route("*", "/api/{tail:.*}", handlers.passthrough)
+    dashboard_routes(app)
