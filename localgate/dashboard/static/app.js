@@ -38,11 +38,14 @@ function usd(value) {  // a limit in USD (a float from config.toml)
   return dollars(Math.round(value * 1e6));
 }
 
-function axisDollars(micros) {
-  if (micros === 0) return "$0";
-  const usdValue = micros / 1e6;
-  const digits = usdValue >= 10 ? 0 : usdValue >= 0.1 ? 2 : usdValue >= 0.001 ? 4 : 6;
-  return "$" + usdValue.toFixed(digits).replace(/(\.\d*?[1-9])0+$|\.0+$/, "$1");
+function axisDollars(micros) {  // "$0", "$0.30", "$0.025", "$12"
+  const text = (micros / 1e6).toFixed(6).replace(/\.?0+$/, "");
+  const [whole, frac] = text.split(".");
+  return frac === undefined ? `$${whole}` : `$${whole}.${frac.padEnd(2, "0")}`;
+}
+
+function limitText(value) {  // a limit for its input: 2 -> "2.00", 0.125 -> "0.125"
+  return Number.isInteger(Math.round(value * 1e6) / 1e4) ? value.toFixed(2) : String(value);
 }
 
 const pad = (n) => String(n).padStart(2, "0");
@@ -185,7 +188,7 @@ function drawLimits(ov) {
   for (const [id, value] of [["daily", ov.limits.daily_usd], ["monthly", ov.limits.monthly_usd]]) {
     const input = $(id);
     if (document.activeElement !== input && !input.dataset.dirty) {
-      input.value = value === null ? "" : String(value);
+      input.value = value === null ? "" : limitText(value);
     }
   }
 }
