@@ -77,16 +77,16 @@ async def populate(d: Daemon) -> list[dict[str, Any]]:
         r = await chat(d, body, headers=auth(key) if key else {})
         assert r.status == 200, r.raw
     rows = await settled(d.home, 4, d)
-    await asyncio.to_thread(_move, d.home / "spend.db", rows[0]["id"], 3)
+    await asyncio.to_thread(move_back, d.home / "spend.db", rows[0]["id"], 3)
     return await db_rows(d.home)
 
 
-def _move(db: Path, rid: str, days: int) -> None:
+def move_back(db: Path, rid: str, days: int) -> None:
     import sqlite3
-    from datetime import datetime, timedelta, timezone
+    from datetime import UTC, datetime, timedelta
     conn = sqlite3.connect(db, timeout=10)
     try:
-        ts = (datetime.now(timezone.utc) - timedelta(days=days)).strftime(
+        ts = (datetime.now(UTC) - timedelta(days=days)).strftime(
             "%Y-%m-%dT%H:%M:%S.000Z")
         conn.execute("update spend set ts = ? where id = ?", (ts, rid))
         conn.commit()
@@ -199,6 +199,8 @@ async def test_login_link_needs_the_local_key(start_daemon: StartDaemon) -> None
 async def test_login_sets_a_strict_httponly_cookie_once(start_daemon: StartDaemon) -> None:
     d = await start_daemon()
     url = await login_url(d)
+    head = await call(d, "HEAD", url[url.index("/localgate/"):])
+    assert head.status == 405, "a HEAD request must not use up the link"
     r = await open_link(d, url)
     assert r.status == 303 and r.headers["Location"] == "/"
     cookie = r.headers["Set-Cookie"]
@@ -446,7 +448,7 @@ async def test_limits_are_saved_and_enforced_at_once(start_daemon: StartDaemon,
                  {"daily_usd": 1e10}, {}, {"weekly_usd": 3}):
         (await call(d, "POST", "/localgate/limits", body=body, headers=auth())).error(400)
     code, out, _ = await acli("limits", "--format", "json")
-    assert json.loads(out)["monthly_usd"] == 12.5 and json.loads(out)["daily_usd"] is None
+    assert code == 0 and json.loads(out)["monthly_usd"] == 12.5 and json.loads(out)["daily_usd"] is None
 
 
 # ---- `localgate dashboard` -----------------------------------------------------------------------

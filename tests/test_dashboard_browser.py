@@ -28,8 +28,18 @@ from localgate.dashboard import opener
 from tests.conftest import StartDaemon
 from tests.fakes import FakeUpstream
 from tests.http import HELLO, call, chat
-from tests.test_dashboard import (BYOK, SONNET, _move, byok_daemon, config_doc,
-                                  expected_daily, expected_ttft, local_day, login_url, populate)
+from tests.test_dashboard import (
+    BYOK,
+    SONNET,
+    byok_daemon,
+    config_doc,
+    expected_daily,
+    expected_ttft,
+    local_day,
+    login_url,
+    move_back,
+    populate,
+)
 from tests.test_spend import TZ_ENV, db_rows, local_text, settled
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -192,7 +202,7 @@ async def history(d: Any, fake: FakeUpstream) -> list[dict[str, Any]]:
     fake.knobs.usage = {"prompt_tokens": 11, "completion_tokens": 7}
     for rid, (_, days, _, _) in zip(ids, HISTORY, strict=True):
         if days:
-            await asyncio.to_thread(_move, d.home / "spend.db", rid, days)
+            await asyncio.to_thread(move_back, d.home / "spend.db", rid, days)
     return await db_rows(d.home)
 
 

@@ -136,7 +136,7 @@ async def set_limits(request: web.Request) -> web.Response:
     stays as it is, null removes the limit."""
     caller(request)
     body = await _body(request)
-    values = {}
+    values: dict[str, Any] = {}
     for key in ("daily_usd", "monthly_usd"):
         if key not in body:
             continue

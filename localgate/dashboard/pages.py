@@ -11,11 +11,11 @@ from importlib import resources
 
 from aiohttp import web
 
+from localgate.auth import ANONYMOUS
 from localgate.dashboard.access import has_session
 from localgate.dashboard.sessions import COOKIE, LOGIN_TTL_S, SESSION_TTL_S
 from localgate.errors import AuthRequired
 from localgate.server.keys import AUTH, SESSIONS
-from localgate.auth import ANONYMOUS
 
 # Everything the page loads comes from this daemon; nothing inline, nothing framed.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -12,7 +12,8 @@ from localgate.dashboard import api, pages
 def routes(app: web.Application) -> None:
     r: Any = app.router
     r.add_get("/", pages.index)
-    r.add_get("/localgate/login", pages.login)
+    # no HEAD: a link checker's HEAD must not use up a one-time link
+    r.add_get("/localgate/login", pages.login, allow_head=False)
     r.add_post("/localgate/login-link", pages.login_link)
     r.add_get("/localgate/session", pages.session)
     r.add_get("/localgate/static/{name}", pages.static)
