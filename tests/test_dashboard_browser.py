@@ -284,12 +284,22 @@ async def check_login_through_the_forwarding_page(browser: Any, url: str, tmp: P
     """What `localgate dashboard` opens: a file that forwards to the link. A cross-site
     redirect chain withholds the Strict cookie; the sign-in page's retry must get through."""
     page, seen = await new_page(browser)
-    forward = await asyncio.to_thread(opener.forwarder, await login_url(url), tmp / "fwd.html")
+    await page.goto(f"{url}/")  # no session yet: how to get one, and nothing else
+    assert "localgate dashboard" in await text(page, "main")
+    assert await page.query_selector("#requests") is None
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-signed-out.png"))
+    link = await login_url(url)
+    forward = await asyncio.to_thread(opener.forwarder, link, tmp / "fwd.html")
     await page.goto(forward.as_uri())
     await loaded(page)
     assert page.url == f"{url}/"
-    assert seen.errors == [] or all("401" in e for e in seen.errors), seen.errors
+    assert all("401" in e for e in seen.errors), seen.errors  # the signed-out page's status
+    page2, _ = await new_page(browser)
+    await page2.goto(link)  # used up
+    assert "already been used or has expired" in await text(page2, "main")
+    await page2.screenshot(path=str(ARTIFACTS / "dashboard-link-expired.png"))
     await page.context.close()
+    await page2.context.close()
 
 
 EVIL = """<!doctype html><title>evil</title><script>
