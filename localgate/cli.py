@@ -6,7 +6,6 @@ Every command that prints data takes --format (table|json, csv where rows make s
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -95,7 +94,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             health = remote.http("GET", url + "/health", timeout=2.0)
             info.update(running=True, url=url + "/v1", pid=state["pid"],
                         default_model=health.get("default_model", info.get("default_model")),
-                        daemon_version=health.get("version"))
+                        daemon_version=health.get("version"), paused=health.get("paused"))
             log_state = health.get("spend_log") or {}
             if not log_state.get("ok", True):
                 info["spend_log_error"] = (f"{log_state.get('error')}; "
@@ -107,7 +106,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(info, indent=2))
     else:
-        print(f"localgate {'running at ' + info['url'] if info['running'] else 'not running'}")
+        print(f"localgate {'running at ' + info['url'] if info['running'] else 'not running'}"
+              + (" (paused: proxied requests get 503 until `localgate resume`)"
+                 if info.get("paused") else ""))
         for key in ("pid", "default_model", "config_error", "note", "spend_log_error",
                     "spend_log_set_aside"):
             if info.get(key) is not None:
@@ -146,7 +147,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_default(args: argparse.Namespace) -> int:
-    from localgate import catalog, config, routing
+    from localgate import catalog, choices, config
     from localgate.errors import ConfigError, GatewayError
     try:
         settings = config.load()
@@ -156,15 +157,9 @@ def cmd_default(args: argparse.Namespace) -> int:
         print(json.dumps({"default_model": settings.default_model}) if args.format == "json"
               else settings.default_model)
         return 0
-    model = args.model.strip()
-    if not model:
-        return _fail("expected a model id, e.g. anthropic/claude-sonnet-4.6", 2)
     try:
-        # resolve as the daemon will once this is the default: catches `localgate/default`
-        # (a loop) and virtual models that end in an unknown provider
-        trial = dataclasses.replace(settings, default_model=model)
-        concrete = routing.resolve_virtual(None, None, trial)
-        routing.is_free(concrete, trial, catalog.load(paths.catalog_cache_file()))
+        model = choices.check_default(args.model, settings,
+                                      catalog.load(paths.catalog_cache_file()))
         config.save_value("routing", "default_model", model)
     except GatewayError as exc:
         return _fail(exc.message, 2)
@@ -215,56 +210,45 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def _window(args: argparse.Namespace) -> tuple[str | None, str | None]:
-    from localgate.review import parse_when
-    return (parse_when(args.since) if args.since else None,
-            parse_when(args.until) if args.until else None)
-
-
-def _open_window(args: argparse.Namespace) -> tuple[Any, str | None, str | None] | int:
-    """(spend-log connection or None, since, until), or the exit code of a bad window."""
+def _review_query(args: argparse.Namespace) -> tuple[str | None, str | None] | int:
+    """(since, until) as UTC text, or the exit code of a bad option (shared with the HTTP API)."""
     from localgate import review
     try:
-        since, until = _window(args)
-    except review.WindowError as exc:
+        if getattr(args, "limit", None) is not None:
+            review.check_limit(args.limit)
+        return review.window(args.since, args.until)
+    except review.QueryError as exc:
         return _fail(str(exc), 2)
-    return review.open_log(paths.ledger_file()), since, until
 
 
 def cmd_log(args: argparse.Namespace) -> int:
     from localgate import ledger, review
-    opened = _open_window(args)
-    if isinstance(opened, int):
-        return opened
-    conn, since, until = opened
-    rows = ledger.rows(conn, since=since, until=until, limit=args.limit) if conn else []
-    if args.format == "table":
-        if not rows:
-            print("no requests logged" + (" in that window" if conn else " yet"))
-            return 0
-        print_rows(review.log_table_rows(rows), review.LOG_COLUMNS, "table")
+    window = _review_query(args)
+    if isinstance(window, int):
+        return window
+    rows = review.log_json(paths.ledger_file(), *window, limit=args.limit)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+    elif args.format == "csv":
+        print_rows(rows, [(f, f) for f in ledger.FIELDS], "csv")
+    elif not rows:
+        print("no requests logged" + (" in that window" if paths.ledger_file().exists()
+                                      else " yet"))
     else:
-        print_rows(rows, [(f, f) for f in ledger.FIELDS], args.format)
+        print_rows(review.log_table_rows(rows), review.LOG_COLUMNS, "table")
     return 0
 
 
 def cmd_spend(args: argparse.Namespace) -> int:
     from localgate import review
-    opened = _open_window(args)
-    if isinstance(opened, int):
-        return opened
-    conn, since, until = opened
-    if conn is None:
-        rows, total = [], {"total": "total", "requests": 0, "prompt_tokens": 0,
-                           "completion_tokens": 0, "cached_tokens": 0, "cache_write_tokens": 0,
-                           "reasoning_tokens": 0, "cost_microdollars": 0}
-    else:
-        rows, total = review.spend_summary(conn, args.by, since, until)
+    window = _review_query(args)
+    if isinstance(window, int):
+        return window
+    doc = review.spend_json(paths.ledger_file(), args.by, *window)
+    rows, total = doc["rows"], doc["total"]
     if args.format == "json":
-        print(json.dumps({"since": since, "until": until, "by": args.by, "rows": rows,
-                          "total": total}, indent=2))
+        print(json.dumps(doc, indent=2))
         return 0
-    cols = review.spend_columns(args.by)
     if args.format == "csv":
         key = args.by or "total"
         print_rows([*rows, {**total, key: "total"}],
@@ -272,7 +256,8 @@ def cmd_spend(args: argparse.Namespace) -> int:
                                      "cached_tokens", "cache_write_tokens", "reasoning_tokens",
                                      "cost_microdollars")], "csv")
         return 0
-    print(f"spend {review.window_label(since, until)}")
+    cols = review.spend_columns(args.by)
+    print(f"spend {review.window_label(*window)}")
     shown = [review.with_dollars(r, args.by) for r in rows]
     shown.append(review.with_dollars({**total, cols[0][0]: "total"}))
     print_rows(shown, cols, "table")
@@ -313,6 +298,39 @@ def cmd_limits(args: argparse.Namespace) -> int:
         print(f"client {n}: daily {lim(c.daily_usd)}")
     if changed:
         print(f"limits saved{note}")
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    """`pause` and `resume`: tell the running daemon (as the tray and the dashboard do)."""
+    pause = args.cmd == "pause"
+    try:
+        remote.control("/localgate/pause" if pause else "/localgate/resume")
+    except remote.NotRunning as exc:
+        return _fail(str(exc), 3)
+    except remote.DaemonError as exc:
+        return _fail(str(exc))
+    print("paused: proxied requests get 503 `paused` until `localgate resume`" if pause
+          else "resumed: serving requests again")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    try:
+        url = str(remote.control("/localgate/login-link")["url"])
+    except remote.NotRunning as exc:
+        return _fail(str(exc), 3)
+    except (remote.DaemonError, KeyError, TypeError) as exc:
+        return _fail(str(exc))
+    if args.print:
+        print(url)
+        return 0
+    from localgate.dashboard import opener
+    if opener.open_login(url):
+        print("opened the dashboard in your browser")
+        return 0
+    print("no browser could be started; open this link (it works once, for 2 minutes):")
+    print(url)
     return 0
 
 
@@ -436,6 +454,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--monthly-usd", type=_signed_usd_arg, help="machine-wide, per month")
     _fmt(p, ("table", "json"))
     p.set_defaults(fn=cmd_limits)
+    for name, what in (("pause", "stop serving proxied requests (503 paused) until resume"),
+                       ("resume", "serve proxied requests again after `localgate pause`")):
+        p = sub.add_parser(name, help=what)
+        p.set_defaults(fn=cmd_pause)
+    p = sub.add_parser("dashboard", help="open the spend dashboard in the browser "
+                       "(through a one-time login link)")
+    p.add_argument("--print", action="store_true",
+                   help="print the login link instead of opening a browser")
+    p.set_defaults(fn=cmd_dashboard)
     p = sub.add_parser("config", help="where the config lives; the effective config")
     csub = p.add_subparsers(dest="config_cmd", metavar="ACTION", required=True)
     c = csub.add_parser("path", help="print the config file's path")

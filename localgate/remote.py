@@ -50,3 +50,37 @@ def tell_daemon() -> str:
         return " (the running daemon uses it from the next request)"
     except (OSError, ValueError) as exc:
         return f" (the running daemon did not confirm: {exc}; it rereads its files shortly)"
+
+
+class NotRunning(Exception):
+    """No daemon runs for this home (no state file, or its pid is gone)."""
+
+
+class DaemonError(Exception):
+    """The daemon refused the call or did not answer; the message says which, for people."""
+
+
+def control(path: str, method: str = "POST", timeout: float = 5.0) -> Any:
+    """Call the running daemon's `path` with the local key; its JSON answer.
+    Raises NotRunning or DaemonError (with the daemon's own error message)."""
+    import urllib.error
+
+    from localgate import keystore
+    state = daemon()
+    if not state:
+        raise NotRunning("no daemon is running (start one with `localgate` or "
+                         "`localgate serve`)")
+    url = daemon_url(state) + path
+    try:
+        return http(method, url, key=keystore.local_key(create=False), timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        raise DaemonError(f"the daemon refused: {_error_message(exc)}") from None
+    except (OSError, ValueError) as exc:
+        raise DaemonError(f"the daemon at {daemon_url(state)} did not answer ({exc})") from None
+
+
+def _error_message(exc: Any) -> str:
+    try:
+        return str(json.loads(exc.read())["error"]["message"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"HTTP {exc.code}"

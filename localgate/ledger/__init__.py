@@ -224,6 +224,31 @@ def breakdown(conn: sqlite3.Connection, by: str | None, *, since: str | None = N
     return out
 
 
+def daily_cost(conn: sqlite3.Connection, by: str, *, since: str) -> list[tuple[str, str, int]]:
+    """(local day, group, microdollars) for every pair with rows since `since`."""
+    sql = (f"select strftime('%Y-%m-%d', ts, 'localtime') as d, {_GROUPS[by]} as k, "
+           "sum(cost_microdollars) from spend where ts >= ? group by d, k order by d, k")
+    conn.row_factory = None
+    return [(r[0], r[1], int(r[2] or 0)) for r in conn.execute(sql, (since,))]
+
+
+def ttft_samples(conn: sqlite3.Connection, *, since: str) -> list[tuple[str, int]]:
+    """(model, ttft_ms) of the requests since `since` that ended well and measured one."""
+    sql = (f"select {_GROUPS['model']}, ttft_ms from spend where ts >= ? and status = 'ok' "
+           "and ttft_ms is not null")
+    conn.row_factory = None
+    return [(r[0], int(r[1])) for r in conn.execute(sql, (since,))]
+
+
+def recent_models(conn: sqlite3.Connection, *, scan: int = 500) -> list[str]:
+    """Distinct resolved models of the latest `scan` rows, most recently used first."""
+    sql = ("select resolved_model, max(ts) as last from (select resolved_model, ts from spend "
+           "order by ts desc limit ?) where coalesce(resolved_model, '') != '' "
+           "group by resolved_model order by last desc")
+    conn.row_factory = None
+    return [r[0] for r in conn.execute(sql, (scan,))]
+
+
 def _window(since: str | None, until: str | None) -> tuple[str, list[Any]]:
     conds, args = [], []
     if since:

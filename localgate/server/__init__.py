@@ -14,6 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from localgate.auth import AnonymousLimiter, LocalAuth
+from localgate.dashboard.routes import routes as dashboard_routes
 from localgate.dashboard.sessions import Sessions
 from localgate.gateway import Gateway
 from localgate.server import handlers, inference
@@ -79,6 +80,7 @@ def _routes(app: web.Application) -> None:
         r.add_get(f"{pre}/providers", handlers.list_providers)
         r.add_get(f"{pre}/models-by-provider", handlers.models_by_provider)
     r.add_route("*", "/api/{tail:.*}", handlers.passthrough)
+    dashboard_routes(app)
 
 
 async def _embeddings(request: web.Request) -> web.StreamResponse:

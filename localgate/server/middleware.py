@@ -46,8 +46,12 @@ def error_response(err: GatewayError, request: web.Request | None = None) -> web
                         content_type="application/json", headers=headers)
 
 
-def _app_origin(origin: str, allowed: frozenset[str]) -> bool:
-    return urlsplit(origin).scheme in _APP_ORIGIN_SCHEMES or origin.rstrip("/") in allowed
+def _app_origin(origin: str, allowed: frozenset[str], host: str) -> bool:
+    """IDE webviews, configured origins, and the daemon's own pages (the dashboard: same
+    origin, whose Host already passed the loopback check)."""
+    parts = urlsplit(origin)
+    return (parts.scheme in _APP_ORIGIN_SCHEMES or origin.rstrip("/") in allowed
+            or (parts.scheme == "http" and bool(host) and parts.netloc == host))
 
 
 def _host_name(host: str) -> str:
@@ -80,7 +84,7 @@ def make_guard(allowed_hosts: frozenset[str], allow_ip_hosts: bool,
                                 "(DNS rebinding protection)", code="host_not_allowed")
             origin = request.headers.get("Origin")
             if origin is not None:
-                if not _app_origin(origin, origins):
+                if not _app_origin(origin, origins, request.host):
                     raise Forbidden(f"requests from the web origin {origin!r} are refused",
                                     code="origin_not_allowed")
                 request[_CORS_ORIGIN] = origin
