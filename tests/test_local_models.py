@@ -162,9 +162,10 @@ async def test_a_chat_to_a_local_model_goes_to_its_server_and_costs_nothing(
     assert r.json["choices"][0]["message"]["content"] == "hello from FakeOllama llama3.2:latest"
     assert r.json["usage"]["cost"] == 0 and r.json["usage"]["is_byok"] is False
     # anonymous clients may use local models too; streamed through the SDK
-    stream = await d.sdk(key=None).chat.completions.create(
-        model="lmstudio/qwen2.5-7b-instruct", messages=HELLO, stream=True)
-    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    async with d.sdk(key=None) as client:
+        stream = await client.chat.completions.create(
+            model="lmstudio/qwen2.5-7b-instruct", messages=HELLO, stream=True)
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     assert text == "hello from FakeLMStudio qwen2.5-7b-instruct"
     assert [c["model"] for c in ollama.chats + lmstudio.chats] == [
         "llama3.2:latest", "qwen2.5-7b-instruct"]  # the server's own names, prefix removed
