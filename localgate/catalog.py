@@ -127,7 +127,6 @@ class Catalog:
             self.version += 1
         return n
 
-
     def set_local(self, provider: str, entries: Iterable[dict[str, Any]]) -> bool:
         """What a local server (ollama, lmstudio) serves now, replacing what it served before
         (none: it stopped answering). Bumps `version` and returns True when the set changed."""
