@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from localgate import catalog as catalog_mod, clients, config, keystore, ledger, paths
+from localgate import catalog as catalog_mod, clients, config, discovery, keystore, ledger, paths
 from localgate.auth import LocalAuth
 from localgate.catalog import Catalog
 from localgate.config import Settings
@@ -31,6 +31,9 @@ log = logging.getLogger("localgate")
 REFRESH_EVERY_S = 6 * 3600
 REFRESH_FIRST_DELAY_S = 1.0  # start-up never waits on the network
 CONFIG_POLL_S = 2.0
+LOCAL_FIRST_DELAY_S = 1.0   # local servers (Ollama, LM Studio): first look shortly after start,
+LOCAL_EVERY_S = 60.0        # then once a minute; each call may take at most LOCAL_TIMEOUT_S
+LOCAL_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -115,7 +118,7 @@ def build(settings: Settings, *, config_path: Path | None = None,
                 except Exception as exc:  # keep serving on the old settings
                     log.warning("config change ignored: %s", exc)
 
-    background = [watch_config]
+    background = [watch_config, watch_local_servers]
     if settings.catalog_refresh:
         background.append(refresh_catalog)
     allow_ip = not config.is_loopback(settings.host)
@@ -165,3 +168,17 @@ async def _refresh_once(gw: Gateway, cache: Path) -> None:
     n = gw.live.catalog.merge_hosted(data)
     await asyncio.to_thread(catalog_mod.write_cache, cache, data)
     log.info("catalog refreshed: %d models from %s", n, kilo.base_url)
+
+
+async def watch_local_servers(gw: Gateway) -> None:
+    """Keep the local servers' models in the catalog: listed while a server answers, gone once
+    it stops. Off the request path: a request never waits on this."""
+    watch = discovery.LocalWatch()
+    await asyncio.sleep(LOCAL_FIRST_DELAY_S)
+    while True:
+        try:
+            await watch.check(gw.upstream.session, gw.live.settings, gw.live.catalog,
+                              LOCAL_TIMEOUT_S)
+        except Exception:  # a bug here must not end the watch (or the daemon): say it, go on
+            log.exception("looking for local model servers failed")
+        await asyncio.sleep(LOCAL_EVERY_S)

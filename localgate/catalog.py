@@ -32,6 +32,11 @@ def provider_of(model_id: str) -> str:
     return builtins.ALIASES.get(prefix, prefix)
 
 
+def _positive(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 \
+        else None
+
+
 def _is_zero(pricing: Mapping[str, Any]) -> bool:
     try:
         return all(float(pricing.get(k) or 0) == 0 for k in ("prompt", "completion"))
@@ -47,14 +52,17 @@ def _from_hosted(m: Mapping[str, Any], bundled: Mapping[str, Any] | None) -> dic
     pricing = m.get("pricing") if isinstance(m.get("pricing"), dict) else {}
     entry: dict[str, Any] = dict(bundled or {})
     top = m.get("top_provider") if isinstance(m.get("top_provider"), dict) else {}
+    context = _positive(m.get("context_length")) or _positive(top.get("context_length")) \
+        or entry.get("context_length")
     entry.update({
         "id": mid, "name": m.get("name") or entry.get("name") or mid,
         "provider": provider_of(mid),
         "created": m.get("created") or entry.get("created") or 0,
         "description": m.get("description") or entry.get("description") or "",
-        "context_length": m.get("context_length") or entry.get("context_length"),
-        "max_completion_tokens": top.get("max_completion_tokens")
-        or entry.get("max_completion_tokens"),
+        "context_length": context,
+        # no output limit listed: only the context bounds the output (as in the bundled catalog)
+        "max_completion_tokens": _positive(top.get("max_completion_tokens"))
+        or entry.get("max_completion_tokens") or context,
         "architecture": m.get("architecture") or entry.get("architecture") or {},
         "pricing": {k: str(pricing.get(k) or "0") for k in _PRICE_KEYS},
         "supported_parameters": m.get("supported_parameters")
@@ -74,6 +82,7 @@ class Catalog:
         self.generated_at = generated_at
         self.version = 0
         self._dearest: dict[str, Any] = {}
+        self._local: dict[str, dict[str, dict[str, Any]]] = {}  # provider -> its served models
 
     def get(self, model_id: str) -> dict[str, Any] | None:
         return self.models.get(model_id)
@@ -117,6 +126,20 @@ class Catalog:
         if n:
             self.version += 1
         return n
+
+    def set_local(self, provider: str, entries: Iterable[dict[str, Any]]) -> bool:
+        """What a local server (ollama, lmstudio) serves now, replacing what it served before
+        (none: it stopped answering). Bumps `version` and returns True when the set changed."""
+        new = {e["id"]: e for e in entries}
+        old = self._local.get(provider, {})
+        if new == old:
+            return False
+        for mid in old.keys() - new.keys():
+            self.models.pop(mid, None)
+        self.models.update(new)
+        self._local[provider] = new
+        self.version += 1
+        return True
 
 
 # A date (-2025-12-11, -20251211, -1211), -latest, or an OpenRouter variant (:thinking, :nitro,

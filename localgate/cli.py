@@ -120,9 +120,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if info["running"] else 3
 
 
+LOCAL_ASK_S = 0.5  # `localgate models` asks Ollama / LM Studio itself: offline stays fast
+
+
 def cmd_models(args: argparse.Namespace) -> int:
-    from localgate import catalog
+    from localgate import catalog, discovery
+    from localgate.errors import ConfigError
     cat = catalog.load(paths.catalog_cache_file())
+    try:
+        for slug, entries in discovery.discover_now(_settings(), LOCAL_ASK_S).items():
+            cat.set_local(slug, entries)
+    except ConfigError as exc:
+        print(f"localgate: warning: local models not listed: config error: {exc}",
+              file=sys.stderr)
     rows = []
     for m in sorted(cat.models.values(), key=lambda m: m["id"]):
         if args.provider and m.get("provider") != args.provider and \

@@ -10,6 +10,7 @@ every stream and every call still waiting for headers at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -114,12 +115,31 @@ def _before(exc: BaseException) -> str:
 async def get_json(session: aiohttp.ClientSession, url: str, *, headers: Mapping[str, str],
                    timeout_s: float) -> object:
     """A small GET for background work (catalog refresh); UpstreamError on any failure."""
+    return await _small_json(session, "GET", url, headers, None, timeout_s)
+
+
+async def post_json(session: aiohttp.ClientSession, url: str, body: object, *,
+                    headers: Mapping[str, str], timeout_s: float) -> object:
+    """A small JSON POST for background work (a local server's model facts); UpstreamError on
+    any failure."""
+    return await _small_json(session, "POST", url, headers, body, timeout_s)
+
+
+async def _small_json(session: aiohttp.ClientSession, method: str, url: str,
+                      headers: Mapping[str, str], body: object, timeout_s: float) -> object:
     try:
-        async with session.get(url, headers=headers,
-                               timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+        async with session.request(method, url, headers=headers, json=body,
+                                   timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
             if resp.status != 200:
                 raise UpstreamError(f"{url} answered {resp.status}")
             return await resp.json(content_type=None)
     except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         raise UpstreamError(f"{url} failed: {type(exc).__name__}") from exc
+
+
+@contextlib.asynccontextmanager
+async def short_session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A session for a command's few small calls (the daemon's own session lives in server/)."""
+    async with aiohttp.ClientSession() as session:
+        yield session
 

@@ -65,6 +65,32 @@ SEED_AUTO_TARGETS = [
     "minimax/minimax-m2.5:free",
 ]
 
+# The hosted gateway's own free models, as the hosted service defines them: its public source,
+# Kilo-Org/cloud, lists them as `kiloFreeModels` in src/lib/models.ts (@046bbeaa), each a
+# `KiloFreeModel` whose context_length / max_completion_tokens its /models listing publishes
+# (src/lib/providers/kilo-free-model.ts, convertFromKiloModel):
+#   corethink:free              src/lib/providers/corethink.ts (@57b3681d)
+#   giga-potato                 src/lib/providers/gigapotato.ts (read in the fork
+#                               dennismeister93/cloud @bc8179c7; a later revision has the same
+#                               limits and moves reasoning to a separate giga-potato-thinking)
+#   minimax/minimax-m2.1:free,
+#   minimax/minimax-m2.5:free   src/lib/providers/minimax.ts (@10811b7c)
+#   z-ai/glm-5:free             src/lib/providers/zai.ts (@18ac04bb)
+# Only the limits (and, for the two no snapshot describes, the display name and the vision
+# flag) are taken; prices stay zero. The listing's fixed `created` for these is 1756238927.
+KILO_FREE = {
+    "corethink:free": {"context_length": 78_000, "max_completion_tokens": 8_192,
+                       "name": "CoreThink (free)", "vision": False},
+    "giga-potato": {"context_length": 256_000, "max_completion_tokens": 32_000,
+                    "name": "Giga Potato (free)", "vision": True},
+    "minimax/minimax-m2.1:free": {"context_length": 204_800, "max_completion_tokens": 131_072},
+    "minimax/minimax-m2.5:free": {"context_length": 204_800, "max_completion_tokens": 131_072},
+    "z-ai/glm-5:free": {"context_length": 202_800, "max_completion_tokens": 131_072},
+}
+KILO_FREE_CREATED = 1756238927
+CONTEXT_STANDS_IN = "no published output limit: its context length"
+KILO_FREE_SOURCE = "Kilo-Org/cloud kiloFreeModels"
+
 # id prefix -> localgate provider slug (anything else: the prefix itself).
 PREFIX_TO_PROVIDER = {"mistralai": "mistral"}
 PROVIDER_TO_PREFIX = {v: k for k, v in PREFIX_TO_PROVIDER.items()}
@@ -335,6 +361,27 @@ def zero_pricing() -> dict:
     return {k: "0" for k in PRICE_KEYS}
 
 
+def kilo_free_entry(model_id: str) -> dict:
+    """An entry for one of the hosted gateway's own free models that no snapshot describes,
+    shaped as the hosted listing shows it (convertFromKiloModel: tools, text[+image] in)."""
+    k = KILO_FREE[model_id]
+    inputs = ["text", "image"] if k["vision"] else ["text"]
+    return {
+        "id": model_id,
+        "name": k["name"],
+        "provider": provider_of(model_id),
+        "created": KILO_FREE_CREATED,
+        "description": f"{k['name'][:-len(' (free)')]}: one of the hosted Kilo gateway's own "
+                       "models, free for a limited time; prompts may be logged by its provider.",
+        "context_length": k["context_length"],
+        "max_completion_tokens": k["max_completion_tokens"],
+        "architecture": architecture(inputs, ["text"], "Other"),
+        "pricing": zero_pricing(),
+        "supported_parameters": ["max_tokens", "temperature", "tools"],
+        "free": True,
+    }
+
+
 # --------------------------------------------------------------------------- build
 
 
@@ -565,24 +612,10 @@ class Builder:
             if t is not None:
                 entry, src = self.from_modelsdev(free_id, provider_of(free_id), t, label, None), label
         if entry is None:
-            provider = provider_of(free_id)
-            warn(f"{free_id}: in no data source; shipped with context_length 0, created 0, no parameters "
-                 "(the live catalog refresh from the hosted gateway fills these in)")
-            entry = {
-                "id": free_id,
-                "name": f"{self.display_for(provider)}: {titleize(sibling)} (free)",
-                "provider": provider,
-                "created": 0,
-                "description": f"{titleize(sibling)}: a free model hosted by the Kilo gateway. "
-                               "No snapshot describes it; details come from the live catalog.",
-                "context_length": 0,
-                "max_completion_tokens": None,
-                "architecture": architecture(["text"], ["text"], "Other"),
-                "pricing": zero_pricing(),
-                "supported_parameters": [],
-                "free": True,
-            }
-            return entry, "none (placeholder)"
+            if free_id in KILO_FREE:
+                return kilo_free_entry(free_id), KILO_FREE_SOURCE
+            raise SystemExit(f"{free_id}: in no data source and not one of the hosted gateway's "
+                             "own free models (KILO_FREE); add its published limits there")
         entry = dict(entry)
         entry.pop("native_id", None)
         entry["id"] = free_id
@@ -726,7 +759,61 @@ class Builder:
             if mid in models:
                 models[mid]["preferred_index"] = i
 
+        self.limits_from = self.fill_limits(models)
         return models, origin, skipped, matched, eligible
+
+    # ---- limits: every model gets a positive context length and maximum output
+
+    def published_output(self, model_id: str, e: dict):
+        """(max output tokens, source) that the data publishes for a model whose primary
+        snapshot entry has none, or (None, None): the same id in the older OpenRouter snapshot,
+        then the provider's own listing (models.dev, then LiteLLM) by native id, then the
+        model a `:variant` id is a variant of, in either OpenRouter snapshot."""
+        m = self.or_fallback.get(model_id)
+        out = ((m or {}).get("top_provider") or {}).get("max_completion_tokens")
+        if out:
+            self.use(OR_FALLBACK)
+            return int(out), OR_FALLBACK
+        native, prov = e.get("native_id"), e["provider"]
+        if native and prov in DIRECT:
+            name = self.md_native[prov].get(native)
+            out = ((self.md.model(name) or {}).get("limit") or {}).get("output") if name else None
+            if out:
+                self.use(MODELS_DEV)
+                return int(out), f"models.dev providers/{DIRECT[prov][1]}/models/{native}"
+            key, lit = self.litellm_native[prov].get(native, (None, {}))
+            if lit.get("max_output_tokens"):
+                self.use(LITELLM)
+                return int(lit["max_output_tokens"]), f"litellm {key}"
+        sibling = base_id(model_id)
+        if sibling != model_id:
+            for snap, label in ((self.or_primary, OR_PRIMARY), (self.or_fallback, OR_FALLBACK)):
+                top = (snap.get(sibling) or {}).get("top_provider") or {}
+                out = top.get("max_completion_tokens")
+                if out:
+                    return int(out), f"{sibling} in {label}"
+        return None, None
+
+    def fill_limits(self, models: dict) -> dict[str, str]:
+        """The hosted gateway's own free models take the limits it publishes (KILO_FREE); any
+        other model without a maximum output takes a published one, or else its context length
+        (OpenRouter lists such models with no output limit: only the context bounds the output).
+        Returns {id: where its maximum output came from} for the filled ones."""
+        filled = {}
+        for mid, e in models.items():
+            if mid in KILO_FREE:
+                e["context_length"] = KILO_FREE[mid]["context_length"]
+                e["max_completion_tokens"] = KILO_FREE[mid]["max_completion_tokens"]
+                filled[mid] = KILO_FREE_SOURCE
+                continue
+            if e.get("max_completion_tokens"):
+                continue
+            out, src = self.published_output(mid, e)
+            if out is None:
+                out, src = e["context_length"], CONTEXT_STANDS_IN
+            e["max_completion_tokens"] = min(out, e["context_length"]) or out
+            filled[mid] = src
+        return filled
 
 
 def validate(models: dict) -> None:
@@ -736,6 +823,9 @@ def validate(models: dict) -> None:
                 raise SystemExit(f"negative price in {mid}: {k}")
         if e["free"] and any(Decimal(v) != 0 for v in e["pricing"].values()):
             raise SystemExit(f"free model with a price: {mid}")
+        for k in ("context_length", "max_completion_tokens"):
+            if not isinstance(e.get(k), int) or e[k] <= 0:
+                raise SystemExit(f"{mid}: {k} must be a positive integer, got {e.get(k)!r}")
 
 
 def main(argv=None) -> int:
@@ -773,6 +863,12 @@ def main(argv=None) -> int:
     for mid in dict.fromkeys(SEED_FREE + SEED_AUTO_TARGETS):
         if mid not in SEED_POPULAR:
             print(f"  {mid}: {origin.get(mid, 'MISSING')}")
+    by_source = Counter(CONTEXT_STANDS_IN if v == CONTEXT_STANDS_IN else v.split(" ", 1)[0]
+                        for v in b.limits_from.values())
+    print("maximum output filled in: "
+          + ", ".join(f"{k} {n}" for k, n in sorted(by_source.items())))
+    print(f"  {CONTEXT_STANDS_IN}: " + ", ".join(
+        sorted(m for m, v in b.limits_from.items() if v == CONTEXT_STANDS_IN)))
     groq = sorted(m for m in models if models[m]["provider"] == "groq")
     print("groq models: " + ", ".join(f"{m} ({origin[m]})" for m in groq))
     if warnings:

@@ -104,9 +104,8 @@ def test_every_entry_is_well_formed(models):
         assert isinstance(m["provider"], str) and m["provider"]
         assert isinstance(m["description"], str)
         assert isinstance(m["created"], int) and m["created"] >= 0
-        assert isinstance(m["context_length"], int) and m["context_length"] >= 0, mid
-        mct = m["max_completion_tokens"]
-        assert mct is None or (isinstance(mct, int) and mct > 0), mid
+        assert isinstance(m["context_length"], int), mid
+        assert isinstance(m["max_completion_tokens"], int), mid
         assert isinstance(m["free"], bool)
         params = m["supported_parameters"]
         assert isinstance(params, list) and all(isinstance(p, str) for p in params)
@@ -142,10 +141,41 @@ def test_models_sorted_by_id(models):
     assert ids == sorted(ids)
 
 
-def test_most_models_have_a_context_length(models):
-    missing = [m["id"] for m in models if m["context_length"] == 0]
-    # Only the hosted gateway's own models may lack one (no snapshot describes them).
-    assert all("/" not in mid for mid in missing), missing
+def test_every_model_has_a_context_length_and_a_maximum_output(models):
+    holes = [m["id"] for m in models
+             if not m["context_length"] > 0 or not m["max_completion_tokens"] > 0]
+    assert holes == []
+
+
+# What the hosted service publishes for its own free models (Kilo-Org/cloud `kiloFreeModels`,
+# cited in scripts/build_catalog.py): context length, maximum output.
+KILO_FREE_LIMITS = {
+    "corethink:free": (78_000, 8_192),
+    "giga-potato": (256_000, 32_000),
+    "minimax/minimax-m2.1:free": (204_800, 131_072),
+    "minimax/minimax-m2.5:free": (204_800, 131_072),
+    "z-ai/glm-5:free": (202_800, 131_072),
+}
+
+
+def test_the_hosted_gateways_own_free_models_carry_its_published_limits(by_id):
+    for mid, (context, output) in KILO_FREE_LIMITS.items():
+        m = by_id[mid]
+        assert (m["context_length"], m["max_completion_tokens"]) == (context, output), mid
+        assert m["free"] is True
+    assert by_id["giga-potato"]["architecture"]["input_modalities"] == ["text", "image"]
+    assert "tools" in by_id["corethink:free"]["supported_parameters"]
+
+
+def test_a_model_with_no_published_output_limit_takes_its_context_length(by_id):
+    # OpenRouter lists perplexity/sonar with no max_completion_tokens, and no other source has one
+    m = by_id["perplexity/sonar"]
+    assert m["max_completion_tokens"] == m["context_length"] == 127_072
+    # ... while a published one wins: the same id in the older snapshot, the provider's own
+    # listing by native id, or the model a `:batch` id is a variant of
+    assert by_id["deepseek/deepseek-v4-pro-0813"]["max_completion_tokens"] == 384_000
+    assert by_id["x-ai/grok-4.3"]["max_completion_tokens"] == 30_000
+    assert by_id["minimax/minimax-m3:batch"]["max_completion_tokens"] == 512_000
 
 
 def test_popular_models_in_seed_order(models, by_id):

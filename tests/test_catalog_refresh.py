@@ -73,3 +73,16 @@ async def test_cached_list_is_used_at_the_next_start(start_daemon: StartDaemon,
                                                          "data": [NEW]}))
     d = await start_daemon()  # refresh off: the cache alone must bring the model
     assert NEW["id"] in await _ids(d.url)
+
+
+async def test_a_hosted_model_without_an_output_limit_gets_its_context_length(
+        start_daemon: StartDaemon, fake: FakeUpstream) -> None:
+    unbounded = {**NEW, "id": "newlab/unbounded", "context_length": None,
+                 "top_provider": {"context_length": 32000, "max_completion_tokens": None}}
+    fake.models = [unbounded]
+    d = await start_daemon({"catalog": {"refresh": True}})
+    assert await _wait_for(d.url, "newlab/unbounded")
+    async with aiohttp.ClientSession() as s, s.get(f"{d.url}/v1/models/newlab/unbounded") as r:
+        m = await r.json()
+    assert m["context_length"] == 32000  # the top provider's, when the model gives none
+    assert m["top_provider"]["max_completion_tokens"] == 32000
