@@ -68,9 +68,11 @@ def _edit(text: str, root: dict[str, Any], table_path: tuple[str, ...],
         at = next((i for i in range(first) if pattern.match(lines[i])), None)
         if at is None:
             missing.append(line)
-        else:
-            note = _TRAILING_COMMENT.match(lines[at])
-            lines[at] = line[:-1] + note.group(1) + "\n" if note else line
+            continue
+        end = _statement_end(lines, at, first)
+        note = _TRAILING_COMMENT.match(lines[at]) if end == at + 1 else None
+        lines[at:end] = [line[:-1] + note.group(1) + "\n" if note else line]
+        first -= end - at - 1
     at = first
     while at > 0 and (not lines[at - 1].strip() or lines[at - 1].lstrip().startswith("#")):
         at -= 1  # blank lines and comments above the first table belong to that table
@@ -83,6 +85,18 @@ def _edit(text: str, root: dict[str, Any], table_path: tuple[str, ...],
         nested = {key: nested}
     body = "".join(lines).rstrip("\n")
     return (body + "\n\n" if body else "") + tomli_w.dumps(nested)
+
+
+def _statement_end(lines: list[str], at: int, limit: int) -> int:
+    """The line after the key/value pair starting at `at` (a multi-line array or string spans
+    several lines): the first end at which the lines parse on their own."""
+    for end in range(at + 1, limit + 1):
+        try:
+            tomllib.loads("".join(lines[at:end]))
+            return end
+        except tomllib.TOMLDecodeError:
+            continue
+    return at + 1
 
 
 def _drop_table(lines: list[str], name: str) -> list[str]:
