@@ -181,7 +181,7 @@ context:
 }
 """, jsonc_loads, _opencode, ("// tokyonight everywhere", "/* ten minutes */"),
          ".config/opencode/opencode.json"),
-    Case("aider", "aider", ".aider.conf.yml", """##########################################################
+    Case("aider", "aider", ".aider.conf.yml", """##################################################
 # Sample .aider.conf.yml
 # Place in your home dir, or at the root of your git repo.
 ##########################################################
@@ -214,7 +214,7 @@ FILE_TOOLS = [c.tool for c in CASES]
 EDITORS = [("kilocode", "kilocode"), ("cline", "cline"), ("roo", "roo")]
 
 
-# ---- helpers ----------------------------------------------------------------------------------------
+# ---- helpers -------------------------------------------------------------------------------------
 
 @pytest.fixture
 def user(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -259,7 +259,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
             if p.is_file()}
 
 
-# ---- each writer -------------------------------------------------------------------------------------
+# ---- each writer ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("tool", FILE_TOOLS)
 def test_setup_merges_backs_up_once_and_undo_restores(tool: str, user: Path, home: Path) -> None:
@@ -371,7 +371,7 @@ def test_editor_extensions_get_values_to_paste(tool: str, client: str, user: Pat
     assert active(home, fields["API Key"]) is None
 
 
-# ---- refusals: nothing changed, no key made ------------------------------------------------------------
+# ---- refusals: nothing changed, no key made ------------------------------------------------------
 
 @pytest.mark.parametrize(("tool", "broken"), [
     ("claude-code", '{"env": {"A": "1",}'), ("codex", "model = [unclosed\n"),
@@ -421,7 +421,7 @@ def test_tool_dirs_from_the_environment_and_a_symlinked_file(user: Path, home: P
     assert link.is_symlink() and dotfiles.read_text() == case("claude-code").original
 
 
-# ---- the keys work: a running daemon, its state file's URL, the spend log's client ----------------------
+# ---- the keys work: a running daemon, its state file's URL, the spend log's client ---------------
 
 def _key_and_url(tool: str, user: Path) -> tuple[str, str]:
     doc = case(tool).load((user / case(tool).created).read_text())
@@ -475,3 +475,14 @@ async def test_each_tools_key_works_and_spend_names_the_tool(user: Path, home: P
                              json={"model": "openai/gpt-5.2", "messages": []},
                              headers={"Authorization": f"Bearer {used['aider']}"}) as r:
             assert r.status == 401
+
+
+def test_help_names_every_tool_and_an_unknown_tool_is_refused(user: Path, home: Path) -> None:
+    r = cli("setup", "--help")
+    assert r.returncode == 0 and r.stdout.startswith("usage: localgate setup")
+    for tool in FILE_TOOLS + [name for name, _ in EDITORS]:
+        assert tool in r.stdout
+    assert "setup" in cli("--help").stdout
+    r = cli("setup", "vim")
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+    assert clients_of(home) == {}

@@ -26,8 +26,9 @@ NAMES = ("claude-code", "codex", "continue", "opencode", "aider", "kilo", "kiloc
 def tools() -> dict[str, FileTool | EditorTool]:
     from localgate.setup import (aider, claude_code, codex, continue_dev, editors, kilo_cli,
                                  opencode)
-    found = [claude_code.TOOL, codex.TOOL, continue_dev.TOOL, opencode.TOOL, aider.TOOL,
-             kilo_cli.TOOL, *editors.TOOLS]
+    found: list[FileTool | EditorTool] = [claude_code.TOOL, codex.TOOL, continue_dev.TOOL,
+                                          opencode.TOOL, aider.TOOL, kilo_cli.TOOL,
+                                          *editors.TOOLS]
     return {t.name: t for t in found}
 
 

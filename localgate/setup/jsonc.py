@@ -13,11 +13,11 @@ import copy
 import json
 import re
 from dataclasses import dataclass, field
-from json.decoder import scanstring
 from typing import Any
 
 _LITERAL = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null")
 _INDENT = "  "
+_DECODER = json.JSONDecoder()
 
 
 class JsoncError(ValueError):
@@ -81,10 +81,10 @@ class _Scanner:
 
     def string(self) -> str:
         try:
-            s, self.i = scanstring(self.t, self.i + 1)
+            s, self.i = _DECODER.raw_decode(self.t, self.i)
         except json.JSONDecodeError as exc:
             raise self.fail("bad string") from exc
-        return s
+        return str(s)
 
     def obj(self) -> _Node:
         node = _Node(self.i, -1, {}, members={}, open=self.i)
