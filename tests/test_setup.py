@@ -375,7 +375,8 @@ def test_editor_extensions_get_values_to_paste(tool: str, client: str, user: Pat
 
 @pytest.mark.parametrize(("tool", "broken"), [
     ("claude-code", '{"env": {"A": "1",}'), ("codex", "model = [unclosed\n"),
-    ("continue", "models:\n  - name: a\n   bad: indent\n"), ("opencode", "{ /* open comment"),
+    ("continue", "models:\n  - name: a\n   apiKey: sk-secret-1\n"),
+    ("opencode", "{ /* open comment"),
 ])
 def test_a_file_that_does_not_parse_is_left_alone(tool: str, broken: str, user: Path,
                                                   home: Path) -> None:
@@ -385,7 +386,8 @@ def test_a_file_that_does_not_parse_is_left_alone(tool: str, broken: str, user: 
     r = cli("setup", tool)
     assert r.returncode == 2
     assert str(path) in r.stderr and "nothing changed" in r.stderr
-    assert "Traceback" not in r.stderr
+    assert "line " in r.stderr, "say where"
+    assert "Traceback" not in r.stderr and "sk-secret" not in r.stderr
     assert path.read_text() == broken
     assert clients_of(home) == {} and not (home / "setup-backups").exists()
 

@@ -49,7 +49,11 @@ def load(text: str) -> Any:
     try:
         return _yaml(text).load(text)
     except YAMLError as exc:
-        raise YamlError(str(exc).replace("\n", " ")) from exc
+        # only the problem and where: ruamel's full message quotes the offending line, which
+        # may hold one of the user's keys
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise YamlError(f"{getattr(exc, 'problem', None) or 'not YAML'}{where}") from exc
 
 
 def dump(doc: Any, like: str = "") -> str:
