@@ -49,16 +49,9 @@ def _write(tool: FileTool, root: str, model: str, dry_run: bool) -> Report:
     raw, text, mode = common.read_text(target)
     _render(tool, text, Ctx(root, common.placeholder(tool.client), model), target)
     had_file = rec["existed"] if rec else raw is not None
-    rep = Report()
     if dry_run:
-        rep.add(f"{tool.name}: would write {target}"
-                + (" (merged with what is there)" if raw is not None else " (a new file, 0600)"))
-        _show(rep, tool, Ctx(root, common.placeholder(tool.client), model))
-        if had_file:
-            rep.add(f"  the original {'is' if rec else 'would be'} kept in "
-                    f"{common.backup_file(tool.name)}")
-        rep.add("nothing changed (--print)")
-        return rep
+        return _would(tool, Ctx(root, common.placeholder(tool.client), model), target,
+                      raw is not None, had_file, first=rec is None)
     key, revoked = common.new_key(tool.client)
     try:
         data = _render(tool, text, Ctx(root, key, model), target).encode()
@@ -69,12 +62,24 @@ def _write(tool: FileTool, root: str, model: str, dry_run: bool) -> Report:
         with contextlib.suppress(Exception):
             common.revoke_key(tool.client)
         raise
-    rep.add(f"{tool.name}: wrote {target}")
+    rep = Report([f"{tool.name}: wrote {target}"])
     _show(rep, tool, Ctx(root, f"<the new key of client {tool.client!r}>", model))
     rep.add(f"  backup of the original: {common.backup_file(tool.name)}" if had_file
             else "  (there was no file before: --undo removes it)")
     rep.add(f"  client {tool.client!r}: new key{_revoked(revoked)}{_tell()}")
     rep.add(f"  undo: localgate setup {tool.name} --undo")
+    return rep
+
+
+def _would(tool: FileTool, ctx: Ctx, target: Path, exists: bool, had_file: bool,
+           first: bool) -> Report:
+    rep = Report([f"{tool.name}: would write {target}"
+                  + (" (merged with what is there)" if exists else " (a new file, 0600)")])
+    _show(rep, tool, ctx)
+    if had_file:
+        rep.add(f"  the original {'would be' if first else 'is'} kept in "
+                f"{common.backup_file(tool.name)}")
+    rep.add("nothing changed (--print)")
     return rep
 
 
