@@ -367,6 +367,18 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_setup(args: argparse.Namespace) -> int:
+    from localgate import setup
+    from localgate.setup.common import SetupError
+    try:
+        report = (setup.undo(args.tool, dry_run=args.print) if args.undo
+                  else setup.apply(args.tool, model=args.model, dry_run=args.print))
+    except SetupError as exc:
+        return _fail(str(exc), 2)
+    print("\n".join(report.lines))
+    return 0
+
+
 # ---- parser ------------------------------------------------------------------------------------
 
 def _port_arg(text: str) -> int:
@@ -480,6 +492,19 @@ def parser() -> argparse.ArgumentParser:
     c = csub.add_parser("show", help="print the effective configuration (no secrets)")
     _fmt(c, ("table", "json"))
     p.set_defaults(fn=cmd_config)
+    from localgate import setup
+    p = sub.add_parser("setup", help="point a coding tool at the daemon (its own key, its own "
+                       "config file, backed up)")
+    p.add_argument("tool", choices=setup.NAMES, metavar="TOOL",
+                   help=f"one of: {', '.join(setup.NAMES)}")
+    p.add_argument("--print", action="store_true",
+                   help="show what would be written (the key as a placeholder); change nothing")
+    p.add_argument("--undo", action="store_true",
+                   help="restore the tool's file from the backup and revoke the tool's key")
+    p.add_argument("--model", default=setup.DEFAULT_MODEL,
+                   help="the model id the tool's settings name (default: localgate/default, "
+                   "the daemon's default model)")
+    p.set_defaults(fn=cmd_setup)
     return ap
 
 
