@@ -67,7 +67,7 @@ def estimate_tokens(body: Any) -> int:
             for key, value in item.items():
                 if key in ("input", "input_schema"):
                     chars += len(json.dumps(value, ensure_ascii=False))
-                elif key not in ("type", "cache_control", "id", "tool_use_id", "signature"):
+                elif key not in ("type", "role", "cache_control", "id", "tool_use_id", "signature"):
                     stack.append(value)
     return max(1, -(-chars // 4) + images * IMAGE_TOKENS)
 
