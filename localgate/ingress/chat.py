@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from localgate import jsonfast
 from localgate.errors import InvalidRequest
@@ -38,7 +38,22 @@ def new_id(prefix: str) -> str:
 def require(cond: bool, message: str, param: str) -> None:
     """Raise the client-facing 400 for malformed input unless `cond` holds."""
     if not cond:
-        raise InvalidRequest(message, param=param)
+        fail(message, param)
+
+
+def fail(message: str, param: str) -> NoReturn:
+    """Raise the client-facing 400 for malformed input (`param` names the field)."""
+    raise InvalidRequest(message, param=param)
+
+
+def obj(v: Any) -> dict[str, Any]:
+    """`v` when it is a JSON object, else an empty one (clients and upstreams send anything)."""
+    return v if isinstance(v, dict) else {}
+
+
+def text_of(v: Any) -> str:
+    """`v` when it is a string, else ""."""
+    return v if isinstance(v, str) else ""
 
 
 def _int(v: Any) -> int:
@@ -65,10 +80,7 @@ def tokens(usage: Any) -> Tokens | None:
     """The counts of a chat `usage` object (OpenAI, OpenRouter or Anthropic-style spellings)."""
     if not isinstance(usage, dict):
         return None
-    pd = usage.get("prompt_tokens_details")
-    pd = pd if isinstance(pd, dict) else {}
-    cd = usage.get("completion_tokens_details")
-    cd = cd if isinstance(cd, dict) else {}
+    pd, cd = obj(usage.get("prompt_tokens_details")), obj(usage.get("completion_tokens_details"))
     return Tokens(
         prompt=_int(usage.get("prompt_tokens")),
         cached=_int(pd.get("cached_tokens") or usage.get("cache_read_input_tokens")),
@@ -124,15 +136,10 @@ def error_status(err: dict[str, Any], default: int = 500) -> int:
 
 def error_message(envelope: Any) -> str:
     """The human message of an OpenAI envelope, or of the hosted gateway's flat error shapes."""
-    if isinstance(envelope, dict):
-        err = envelope.get("error")
-        if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return err["message"]
-        if isinstance(envelope.get("message"), str):
-            return envelope["message"]
-        if isinstance(err, str) and err:
-            return err
-    return "the request failed"
+    env = obj(envelope)
+    err = env.get("error")
+    return (text_of(obj(err).get("message")) or text_of(env.get("message")) or text_of(err)
+            or "the request failed")
 
 
 @dataclass(slots=True)
@@ -280,7 +287,7 @@ class ChatStreamReader:
         call = self.tools.get(index)
         if call is None:
             call = self.tools[index] = ToolCall(index)
-        fn = tc.get("function") if isinstance(tc.get("function"), dict) else {}
+        fn = obj(tc.get("function"))
         if isinstance(tc.get("id"), str) and tc["id"] and not call.id:
             call.id = tc["id"]
         if isinstance(fn.get("name"), str) and fn["name"] and not call.name:

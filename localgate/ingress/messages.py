@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from localgate.ingress.chat import require
+from localgate.ingress.chat import fail, obj, require
 from localgate.ingress.messages_out import StreamEncoder, error_body, from_chat
 
 __all__ = ["StreamEncoder", "error_body", "estimate_tokens", "from_chat", "to_chat"]
@@ -162,14 +162,14 @@ def _user_part(block: dict[str, Any], param: str) -> dict[str, Any]:
         return _image(block, param)
     if kind == "document":
         return _document(block, param)
-    require(False, f"content blocks of type '{kind}' cannot be translated to OpenAI chat "
-            "(text, image, document, tool_result are)", f"{param}.type")
-    raise AssertionError  # unreachable: require raised
+    fail(f"content blocks of type '{kind}' cannot be translated to OpenAI chat "
+         "(text, image, document, tool_result are)", f"{param}.type")
 
 
 def _image(block: dict[str, Any], param: str) -> dict[str, Any]:
     src = block.get("source")
-    require(isinstance(src, dict), "an image block needs a 'source'", f"{param}.source")
+    if not isinstance(src, dict):
+        fail("an image block needs a 'source'", f"{param}.source")
     if src.get("type") == "base64":
         require(isinstance(src.get("data"), str) and isinstance(src.get("media_type"), str),
                 "a base64 image source needs 'media_type' and 'data'", f"{param}.source")
@@ -186,8 +186,7 @@ def _image(block: dict[str, Any], param: str) -> dict[str, Any]:
 
 
 def _document(block: dict[str, Any], param: str) -> dict[str, Any]:
-    src = block.get("source")
-    src = src if isinstance(src, dict) else {}
+    src = obj(block.get("source"))
     name = block.get("title") if isinstance(block.get("title"), str) else "document.pdf"
     if src.get("type") == "text" and isinstance(src.get("data"), str):
         return {"type": "text", "text": src["data"]}
@@ -247,8 +246,8 @@ def _assistant(content: str | list[Any], where: str) -> dict[str, Any]:
             details.append({"type": "reasoning.encrypted", "data": str(block.get("data", "")),
                             "format": "anthropic-claude-v1", "index": len(details)})
         else:
-            require(False, f"assistant blocks of type '{kind}' cannot be translated to OpenAI "
-                    "chat (text, tool_use, thinking are)", f"{param}.type")
+            fail(f"assistant blocks of type '{kind}' cannot be translated to OpenAI "
+                 "chat (text, tool_use, thinking are)", f"{param}.type")
     msg: dict[str, Any] = {"role": "assistant", "content": _assistant_text(texts)}
     if calls:
         msg["tool_calls"] = calls
@@ -329,7 +328,7 @@ def _tool(tool: Any, param: str) -> dict[str, Any]:
 def _reasoning(body: dict[str, Any], out: dict[str, Any]) -> None:
     """`thinking` (and `output_config`) -> OpenRouter's `reasoning`; JSON output -> chat's."""
     thinking = body.get("thinking")
-    config = body.get("output_config") if isinstance(body.get("output_config"), dict) else {}
+    config = obj(body.get("output_config"))
     effort = config.get("effort")
     require(effort is None or effort in _EFFORTS, "output_config.effort must be low, medium, "
             "high, xhigh or max", "output_config.effort")
@@ -354,8 +353,8 @@ def _thinking(thinking: dict[str, Any], effort: str | None) -> dict[str, Any]:
         return {"enabled": False}
     if kind == "enabled":
         budget = thinking.get("budget_tokens")
-        require(_is_int(budget) and budget >= 1, "thinking 'budget_tokens' must be a whole "
-                "number", "thinking.budget_tokens")
+        if not (isinstance(budget, int) and not isinstance(budget, bool) and budget >= 1):
+            fail("thinking 'budget_tokens' must be a whole number", "thinking.budget_tokens")
         reasoning: dict[str, Any] = {"max_tokens": budget}
     elif kind == "adaptive":
         reasoning = {"effort": _EFFORTS[effort] if effort else "high"}  # Anthropic's default

@@ -13,7 +13,16 @@ from typing import Any
 
 from localgate import jsonfast, sse
 from localgate.ingress.chat import (
-    ChatStreamReader, Thought, Tokens, ToolCall, error_message, error_status, new_id, thoughts,
+    ChatStreamReader,
+    Thought,
+    Tokens,
+    ToolCall,
+    error_message,
+    error_status,
+    new_id,
+    obj,
+    text_of,
+    thoughts,
     tokens,
 )
 
@@ -32,7 +41,7 @@ def from_chat(resp: dict[str, Any], *, model: str) -> dict[str, Any]:
     Anthropic's convention). `model` is the id to report (what the client asked for)."""
     choices = resp.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices else {}
-    msg = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    msg = obj(choice.get("message"))
     content: list[dict[str, Any]] = [_thought_block(t) for t in thoughts(msg)]
     for name in ("content", "refusal"):
         if isinstance(msg.get(name), str) and msg[name]:
@@ -88,8 +97,8 @@ def bad_arguments_note(name: str, arguments: str) -> str:
 
 
 def _tool_blocks(call: dict[str, Any]) -> list[dict[str, Any]]:
-    fn = call.get("function") if isinstance(call.get("function"), dict) else {}
-    name = fn.get("name") if isinstance(fn.get("name"), str) else ""
+    fn = obj(call.get("function"))
+    name = text_of(fn.get("name"))
     raw = fn.get("arguments")
     raw = raw if isinstance(raw, str) else json.dumps(raw) if isinstance(raw, dict) else ""
     parsed = tool_input(raw)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from localgate.ingress.chat import require
+from localgate.ingress.chat import fail, require
 from localgate.ingress.responses_out import StreamEncoder, error_body, from_chat
 
 __all__ = ["StreamEncoder", "error_body", "from_chat", "to_chat"]
@@ -92,12 +92,12 @@ def _item(item: dict[str, Any], param: str, out: list[dict[str, Any]]) -> None:
     elif kind == "reasoning":
         return  # earlier turns' reasoning: chat has no standard field for it (see README)
     elif kind == "item_reference":
-        require(False, "'item_reference' points at a stored item; localgate keeps no responses "
-                "(it is stateless): send the item itself", f"{param}.type")
+        fail("'item_reference' points at a stored item; localgate keeps no responses "
+             "(it is stateless): send the item itself", f"{param}.type")
     else:
-        require(False, f"input items of type '{kind}' cannot be translated to OpenAI chat "
-                "(message, function_call, function_call_output and reasoning are)",
-                f"{param}.type")
+        fail(f"input items of type '{kind}' cannot be translated to OpenAI chat "
+             "(message, function_call, function_call_output and reasoning are)",
+             f"{param}.type")
 
 
 def _message(item: dict[str, Any], param: str) -> list[dict[str, Any]]:
@@ -107,8 +107,8 @@ def _message(item: dict[str, Any], param: str) -> list[dict[str, Any]]:
     content = item.get("content")
     if isinstance(content, str):
         return [{"role": "system" if role == "developer" else role, "content": content}]
-    require(isinstance(content, list), "'content' must be a string or a list of parts",
-            f"{param}.content")
+    if not isinstance(content, list):
+        fail("'content' must be a string or a list of parts", f"{param}.content")
     parts = [_part(p, f"{param}.content[{j}]") for j, p in enumerate(content)]
     if role == "assistant":
         return [{"role": "assistant", "content": "".join(p.get("text", "") for p in parts)}]
@@ -139,9 +139,8 @@ def _part(part: Any, param: str) -> dict[str, Any]:
                 "'file_url' (file ids are not kept here)", f"{param}.file_data")
         name = part.get("filename") if isinstance(part.get("filename"), str) else "file"
         return {"type": "file", "file": {"filename": name, "file_data": data}}
-    require(False, f"content parts of type '{kind}' cannot be translated to OpenAI chat",
-            f"{param}.type")
-    raise AssertionError  # unreachable: require raised
+    fail(f"content parts of type '{kind}' cannot be translated to OpenAI chat",
+         f"{param}.type")
 
 
 def _function_call(item: dict[str, Any], param: str, out: list[dict[str, Any]]) -> None:

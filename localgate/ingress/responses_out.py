@@ -13,7 +13,16 @@ from typing import Any
 
 from localgate import jsonfast, sse
 from localgate.ingress.chat import (
-    ChatStreamReader, Thought, Tokens, ToolCall, error_message, error_status, new_id, thoughts,
+    ChatStreamReader,
+    Thought,
+    Tokens,
+    ToolCall,
+    error_message,
+    error_status,
+    new_id,
+    obj,
+    text_of,
+    thoughts,
     tokens,
 )
 
@@ -23,8 +32,7 @@ CUT_MESSAGE = "the model's reply was cut off before it was complete (the upstrea
 
 def error_body(status: int, openai_envelope: Any) -> dict[str, Any]:
     """The OpenAI error envelope with all four fields, whatever shape the error came in."""
-    err = openai_envelope.get("error") if isinstance(openai_envelope, dict) else None
-    err = err if isinstance(err, dict) else {}
+    err = obj(obj(openai_envelope).get("error"))
     kind = err.get("type") if isinstance(err.get("type"), str) else (
         "invalid_request_error" if 400 <= status < 500 else "server_error")
     return {"error": {"message": error_message(openai_envelope), "type": kind,
@@ -36,15 +44,15 @@ def from_chat(resp: dict[str, Any], *, model: str, request: dict[str, Any]) -> d
     request's settings as OpenAI's API does. `model` is the id to report."""
     choices = resp.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices else {}
-    msg = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    msg = obj(choice.get("message"))
     finish = choice.get("finish_reason")
     item_status = "incomplete" if finish in _INCOMPLETE else "completed"
     output: list[dict[str, Any]] = []
     summary = "".join(t.text for t in thoughts(msg) if t.redacted is None)
     if summary:
         output.append(_reasoning_item(new_id("rs_"), summary))
-    text = msg.get("content") if isinstance(msg.get("content"), str) else ""
-    refusal = msg.get("refusal") if isinstance(msg.get("refusal"), str) else ""
+    text = text_of(msg.get("content"))
+    refusal = text_of(msg.get("refusal"))
     if text or refusal:
         output.append(_message_item(new_id("msg_"), text, item_status, refusal))
     for call in msg.get("tool_calls") or []:
@@ -85,9 +93,10 @@ def _usage(t: Tokens) -> dict[str, Any]:
 
 def _echo(request: dict[str, Any]) -> dict[str, Any]:
     """The request's settings, echoed with the API's defaults where the request had none."""
-    r = request.get("reasoning") if isinstance(request.get("reasoning"), dict) else {}
-    text = request.get("text") if isinstance(request.get("text"), dict) else {}
-    tools = request.get("tools") if isinstance(request.get("tools"), list) else []
+    r = obj(request.get("reasoning"))
+    text = obj(request.get("text"))
+    listed = request.get("tools")
+    tools = listed if isinstance(listed, list) else []
     return {
         "instructions": request.get("instructions"),
         "max_output_tokens": request.get("max_output_tokens"),
@@ -126,7 +135,7 @@ def _message_item(item_id: str, text: str, status: str, refusal: str = "") -> di
 
 
 def _call_item(call: dict[str, Any], status: str) -> dict[str, Any]:
-    fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+    fn = obj(call.get("function"))
     args = fn.get("arguments")
     return {"id": new_id("fc_"), "type": "function_call", "status": status,
             "call_id": call.get("id") or new_id("call_"), "name": fn.get("name") or "",
