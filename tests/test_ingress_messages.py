@@ -280,6 +280,10 @@ def test_unparsable_tool_arguments_become_empty_input_and_a_note() -> None:
 def test_missing_usage_is_zero_not_a_crash() -> None:
     msg = Message.model_validate(m.from_chat({"choices": []}, model="c"))
     assert msg.content == [] and msg.usage.input_tokens == 0 and msg.stop_reason == "end_turn"
+    junk = {"prompt_tokens": "12", "completion_tokens": float("inf"),
+            "prompt_tokens_details": {"cached_tokens": -4}, "cache_creation_input_tokens": True}
+    usage = m.from_chat({"choices": [], "usage": junk}, model="c")["usage"]
+    assert set(usage.values()) == {0}
 
 
 # -- StreamEncoder ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ Pure: imports only localgate.sse, localgate.jsonfast, localgate.errors and the s
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -57,7 +58,9 @@ def text_of(v: Any) -> str:
 
 
 def _int(v: Any) -> int:
-    return max(int(v), 0) if isinstance(v, int | float) and not isinstance(v, bool) else 0
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        return 0  # a count that is not a count (a string, inf from 1e400, NaN) counts nothing
+    return max(int(v), 0)
 
 
 @dataclass(frozen=True, slots=True)
