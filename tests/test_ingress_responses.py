@@ -152,6 +152,10 @@ def test_built_in_tools_are_refused_by_name() -> None:
     (lambda b: b.update(text={"format": {"type": "json_schema"}}), "text.format"),
     (lambda b: b.update(reasoning="high"), "reasoning"),
     (lambda b: b.update(background=True), "background"),
+    (lambda b: b.update(temperature="hot"), "temperature"),
+    (lambda b: b.update(temperature=True), "temperature"),
+    (lambda b: b.update(parallel_tool_calls="no"), "parallel_tool_calls"),
+    (lambda b: b.update(user=7), "user"),
 ])
 def test_malformed_requests_are_clear_400s(mutate: Any, param: str) -> None:
     body = req()

@@ -26,8 +26,10 @@ _STATEFUL = {
               "prompt in 'instructions' and 'input'",
     "background": "background responses need a stored response; localgate is stateless",
 }
-_PASSED = ("temperature", "top_p", "parallel_tool_calls", "user", "safety_identifier",
-           "prompt_cache_key")
+_PASSED: dict[str, Any] = {"temperature": int | float, "top_p": int | float,
+                           "parallel_tool_calls": bool, "user": str, "safety_identifier": str,
+                           "prompt_cache_key": str}
+_KIND_NAMES = {int | float: "number", bool: "boolean", str: "string"}
 
 
 def to_chat(body: Any) -> dict[str, Any]:
@@ -46,8 +48,9 @@ def to_chat(body: Any) -> dict[str, Any]:
         require(_is_int(limit) and limit >= 1,
                 "'max_output_tokens' must be a whole number of at least 1", "max_output_tokens")
         out["max_tokens"] = limit
-    for name in _PASSED:
+    for name, kind in _PASSED.items():
         if body.get(name) is not None:
+            require(_is(body[name], kind), f"'{name}' must be a {_KIND_NAMES[kind]}", name)
             out[name] = body[name]
     _tools(body, out)
     _reasoning_and_text(body, out)
@@ -59,6 +62,11 @@ def to_chat(body: Any) -> dict[str, Any]:
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is(v: Any, kind: Any) -> bool:
+    # bool is an int in Python, but `true` is not a temperature in JSON
+    return isinstance(v, bool) if kind is bool else isinstance(v, kind) and not isinstance(v, bool)
 
 
 def _instructions(text: Any) -> list[dict[str, Any]]:
