@@ -82,6 +82,7 @@ class Catalog:
         self.generated_at = generated_at
         self.version = 0
         self._dearest: dict[str, Any] = {}
+        self._native: dict[str, Any] = {}
         self._local: dict[str, dict[str, dict[str, Any]]] = {}  # provider -> its served models
 
     def get(self, model_id: str) -> dict[str, Any] | None:
@@ -99,6 +100,19 @@ class Catalog:
             if shorter == seen or "/" not in shorter:
                 return None
             seen = shorter
+
+    def by_native_id(self, name: str) -> str | None:
+        """The catalog id for a bare Anthropic id as Claude Code and the anthropic SDKs send it
+        (`claude-sonnet-4-6`, `claude-sonnet-4-5-20250929`), through the catalog's native ids;
+        an unknown `claude-…` id belongs to anthropic. None for anything else."""
+        if "/" in name or not name.startswith("claude-"):
+            return None
+        if self._native.get("version") != self.version:
+            index = {m["native_id"]: m["id"] for m in self.models.values()
+                     if m.get("provider") == "anthropic" and m.get("native_id")}
+            self._native = {"version": self.version, "index": index}
+        index = self._native["index"]
+        return index.get(name) or index.get(_DATE.sub("", name)) or f"anthropic/{name}"
 
     def pricing_for(self, model_id: str, provider: str) -> tuple[dict[str, Any], bool]:
         """(prices, exact) for costing a paid model: its own (or its base model's) when the
@@ -144,6 +158,7 @@ class Catalog:
 
 # A date (-2025-12-11, -20251211, -1211), -latest, or an OpenRouter variant (:thinking, :nitro,
 # ...; never :free, which is a different, free model) at the end of an id.
+_DATE = re.compile(r"-\d{8}$")
 _VARIANT = re.compile(r"(?:-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{4}|-latest|:(?!free$)[a-z]+)$")
 
 

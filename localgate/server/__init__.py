@@ -18,7 +18,7 @@ from localgate.dashboard.routes import routes as dashboard_routes
 from localgate.dashboard.sessions import Sessions
 from localgate.gateway import Gateway
 from localgate.server import handlers, inference
-from localgate.server.codecs import EMBEDDINGS
+from localgate.server.codecs import EMBEDDINGS, MESSAGES, RESPONSES
 from localgate.server.keys import AUTH, GATEWAY, LIMITER, RELOAD, SESSIONS
 from localgate.server.middleware import add_cors, make_guard
 
@@ -75,13 +75,26 @@ def _routes(app: web.Application) -> None:
         r.add_post(f"{pre}/chat/completions", inference.chat_completions)
         r.add_post(f"{pre}/fim/completions", inference.fim_completions)
         r.add_post(f"{pre}/embeddings", _embeddings)
+        r.add_post(f"{pre}/responses", _responses)
         r.add_get(f"{pre}/models", handlers.list_models)
         r.add_get(pre + "/models/{model_id:.+}", handlers.get_model)
         r.add_get(f"{pre}/providers", handlers.list_providers)
         r.add_get(f"{pre}/models-by-provider", handlers.models_by_provider)
+    r.add_post("/v1/messages", _messages)
+    r.add_post("/v1/messages/count_tokens", handlers.count_tokens)
+    for pre in ("/api/gateway", "/api/openrouter", "/api/v1"):
+        r.add_post(f"{pre}/messages", _messages)
     r.add_route("*", "/api/{tail:.*}", handlers.passthrough)
     dashboard_routes(app)
 
 
 async def _embeddings(request: web.Request) -> web.StreamResponse:
     return await inference.serve(request, EMBEDDINGS)
+
+
+async def _responses(request: web.Request) -> web.StreamResponse:
+    return await inference.serve(request, RESPONSES)
+
+
+async def _messages(request: web.Request) -> web.StreamResponse:
+    return await inference.serve(request, MESSAGES)

@@ -18,7 +18,7 @@ from localgate.errors import (AuthRequired, GatewayError, InvalidRequest, ModelN
 from localgate.gateway import forward_headers
 from localgate.server import inference
 from localgate.server.codecs import FORWARD
-from localgate.server.keys import AUTH, GATEWAY, RELOAD
+from localgate.server.keys import AUTH, ERROR_FORMAT, GATEWAY, RELOAD
 from localgate.upstream import chunks
 
 MAX_FORWARD_BODY = 32 * 2**20  # what a forwarded non-inference answer may be
@@ -146,3 +146,50 @@ _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "prox
 
 def _scrub_text(value: str, key: str | None) -> str:
     return value.replace(key, "<your key>") if key and key in value else value
+
+
+async def count_tokens(request: web.Request) -> web.Response:
+    """POST /v1/messages/count_tokens (Anthropic's shape): Anthropic's own count with your
+    Anthropic key for Anthropic models, else localgate's estimate, marked as one by the
+    `x-localgate-estimate: true` header. Local key required; nothing is logged (it is free)."""
+    request[ERROR_FORMAT] = "anthropic"
+    gw = request.app[GATEWAY]
+    if request.app[AUTH].client(request.headers) == ANONYMOUS:
+        raise AuthRequired("counting tokens needs your local API key (`localgate token show`)")
+    body = await inference.json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        raise InvalidRequest("'model' is required", param="model")
+    native = await _anthropic_count(request, gw, body)
+    if native is not None:
+        return native
+    from localgate.ingress.messages import estimate_tokens
+    try:
+        count = estimate_tokens(body)
+    except GatewayError:
+        raise
+    return web.Response(body=json.dumps({"input_tokens": count}).encode(),
+                        content_type="application/json",
+                        headers={"x-localgate-estimate": "true"})
+
+
+async def _anthropic_count(request: web.Request, gw: Any, body: dict[str, Any]
+                           ) -> web.Response | None:
+    """Anthropic's own count_tokens, when the model is Anthropic's and the user holds the key."""
+    from localgate import routing
+    settings, cat = gw.live.settings, gw.live.catalog
+    model = cat.by_native_id(body["model"]) or body["model"]
+    prov = settings.providers.get("anthropic")
+    key = gw.keys.provider_key(prov) if prov is not None else None
+    if not key or not model.startswith("anthropic/") or prov.api not in routing.ADAPTERS:
+        return None
+    entry = cat.get(model)
+    native = (entry or {}).get("native_id") or model.partition("/")[2]
+    call = gw.count_tokens_call(body, native, key, request.headers)
+    upstream = await gw.upstream.open(call.method, call.url, headers=call.headers,
+                                      data=call.body, who=prov.name)
+    try:
+        data = await upstream.read()
+    finally:
+        upstream.release()
+    data = data.replace(key.encode(), b"<your key>")
+    return web.Response(status=upstream.status, body=data, content_type="application/json")

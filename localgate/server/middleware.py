@@ -20,7 +20,7 @@ from localgate.config import is_loopback
 from localgate.errors import (BodyTooLarge, Forbidden, GatewayError, InvalidRequest,
                               UnsupportedMediaType)
 from localgate.exchange import new_request_id
-from localgate.server.keys import REQUEST_ID
+from localgate.server.keys import ERROR_FORMAT, REQUEST_ID
 
 log = logging.getLogger("localgate")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -42,6 +42,11 @@ def error_response(err: GatewayError, request: web.Request | None = None) -> web
     headers = {k: v for k, v in err.headers.items() if k.lower() != "content-type"}
     if request is not None:
         headers["x-request-id"] = request.get(REQUEST_ID, "")
+        if request.get(ERROR_FORMAT) == "anthropic":  # /v1/messages: Anthropic's envelope
+            from localgate.ingress.messages import error_body
+            return web.Response(status=err.status, headers=headers, content_type=
+                                "application/json", body=json.dumps(
+                                    error_body(err.status, err.envelope())).encode())
     return web.Response(status=err.status, body=json.dumps(err.envelope()).encode(),
                         content_type="application/json", headers=headers)
 
