@@ -1,8 +1,8 @@
 """The OpenAI chat body as an Anthropic Messages body: the request half of the Anthropic adapter.
 
 Owns the message mapping (system, parts, tool calls and results, turn merging), tools and
-tool_choice, sampling and thinking parameters, and the hosted gateway's cache breakpoints
-(reference/hosted-gateway.md 2.3). Pure: imports only the stdlib, localgate.jsonfast and
+tool_choice, sampling and thinking parameters; the cache breakpoints are anthropic_cache's.
+Pure: imports only the stdlib, localgate.jsonfast and
 localgate.repair; never the server, the gateway or aiohttp.
 """
 
@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from localgate import jsonfast, repair
+from localgate.providers.anthropic_cache import add_breakpoints, client_cached
 from localgate.providers.base import Target
 
 Block = dict[str, Any]
@@ -22,7 +23,6 @@ MIN_BUDGET = 1024           # the API refuses a smaller thinking budget
 MAX_BUDGET = 128_000        # OpenRouter's cap for effort-derived budgets
 # OpenRouter's effort -> share of max_tokens given to thinking
 EFFORT = {"xhigh": 0.95, "high": 0.8, "medium": 0.5, "low": 0.2, "minimal": 0.1}
-EPHEMERAL = {"type": "ephemeral"}
 # Anthropic wants the first turn to be the user's; a history that opens with the assistant
 # (a client trimming old turns) gets this stand-in rather than a 400.
 OPENING = "(conversation continues)"
@@ -56,8 +56,8 @@ def messages_body(body: Mapping[str, Any], t: Target, *, stream: bool) -> dict[s
         out["metadata"] = {"user_id": user}
     if stream:
         out["stream"] = True
-    if not _client_cached(out):
-        _add_breakpoints(out)
+    if not client_cached(out):
+        add_breakpoints(out)
     return out
 
 
@@ -351,34 +351,6 @@ def _open_tool_turn_without_thinking(turns: list[Turn]) -> bool:
             return any(b.get("type") == "tool_use" for b in blocks) and \
                 blocks[0].get("type") not in ("thinking", "redacted_thinking")
     return False
-
-
-# -- cache breakpoints ------------------------------------------------------------------------
-
-def _client_cached(out: dict[str, Any]) -> bool:
-    blocks = list(out.get("system", [])) + list(out.get("tools", []))
-    for turn in out["messages"]:
-        for b in turn["content"]:
-            blocks.append(b)
-            if isinstance(b.get("content"), list):
-                blocks += b["content"]
-    return any("cache_control" in b for b in blocks)
-
-
-def _add_breakpoints(out: dict[str, Any]) -> None:
-    """The hosted gateway's breakpoints: the system prompt, the last user turn, and the user
-    turn before the last assistant turn (so the next request reads what this one wrote)."""
-    if out.get("system"):
-        out["system"][-1] = {**out["system"][-1], "cache_control": EPHEMERAL}
-    turns = out["messages"]
-    users = [i for i, turn in enumerate(turns) if turn["role"] == "user"]
-    assistants = [i for i, turn in enumerate(turns) if turn["role"] == "assistant"]
-    marks = set(users[-1:])
-    if assistants:
-        marks.update([i for i in users if i < assistants[-1]][-1:])
-    for i in marks:
-        blocks = turns[i]["content"]
-        blocks[-1] = {**blocks[-1], "cache_control": EPHEMERAL}
 
 
 def _positive_int(v: Any) -> int | None:

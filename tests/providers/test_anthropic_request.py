@@ -19,7 +19,7 @@ TOOL = {"type": "function", "function": {"name": "get_weather", "description": "
                                              "city": {"type": "string"}}}, "strict": True}}
 
 
-def body(*messages: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def body(*messages: Any, **extra: Any) -> dict[str, Any]:
     return {"model": "anthropic/claude-sonnet-4.6", "messages": list(messages), **extra}
 
 

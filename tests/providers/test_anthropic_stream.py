@@ -90,8 +90,8 @@ def test_thinking_streams_as_reasoning_then_the_signature() -> None:
                           "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds",
                           "format": "anthropic-claude-v1", "index": 0}
     assert details[3] == {"type": "reasoning.encrypted", "format": "anthropic-claude-v1",
-                          "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP",
-                          "index": 1}
+                          "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3"
+                                  "rAFBa8cr3qpP", "index": 1}
     assert [d.get("content") for d in ds if "content" in d] == ["", "27 * 453 = 12,231"]
 
 
