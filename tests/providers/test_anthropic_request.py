@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from localgate.providers import ADAPTERS, AnthropicAdapter, adapter_for
 from localgate.providers.anthropic_request import DEFAULT_MAX_TOKENS, OPENING
 from tests.providers.anthropic_helpers import ADAPTER, KEY, TARGET, anthropic_body
 
@@ -41,6 +42,13 @@ def call(cid: str, name: str = "get_weather", args: str = '{"city":"Paris"}') ->
 
 
 # -- the call ---------------------------------------------------------------------------------
+
+def test_the_registry_finds_the_adapter_by_the_configs_api_value() -> None:
+    assert isinstance(adapter_for("anthropic"), AnthropicAdapter)
+    assert adapter_for("anthropic") is ADAPTERS["anthropic"]
+    with pytest.raises(KeyError):
+        adapter_for("grpc")
+
 
 def test_url_headers_and_native_model() -> None:
     t = dataclasses.replace(TARGET, base_url="https://api.anthropic.test/")

@@ -78,6 +78,16 @@ def test_tool_calls_stream_index_id_name_then_argument_fragments() -> None:
     assert got[-2]["usage"]["completion_tokens"] == 89
 
 
+def test_argument_fragments_split_across_reads_arrive_whole_and_in_order() -> None:
+    stream = raw("stream_tool_use.sse")
+    inside = [stream.index(b"San Fra") + 3, stream.index(b"ncisco") + 2,
+              stream.index(b"fahrenheit") + 4]
+    got = frames(translate(stream, inside))
+    args = [tc["function"]["arguments"] for d in deltas(got) for tc in d.get("tool_calls", [])
+            if tc["index"] == 0]
+    assert args == ["", '{"location":', ' "San Fra', 'ncisco, CA", ', '"unit": "fahrenheit"}']
+
+
 def test_thinking_streams_as_reasoning_then_the_signature() -> None:
     ds = deltas(chunks("stream_thinking.sse"))
     reasoning = [d["reasoning"] for d in ds if "reasoning" in d]
