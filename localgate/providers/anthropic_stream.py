@@ -10,7 +10,6 @@ event -> OpenRouter's error chunk and [DONE]. Pure: stdlib, localgate.sse, local
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -166,6 +165,7 @@ class AnthropicStream:
 
     def _gen_id(self) -> str:
         if not self._id:  # only when message_start never came
+            import uuid  # rare: kept off the daemon's start-up imports
             self._id = f"msg_localgate_{uuid.uuid4().hex[:24]}"
         return self._id
 
