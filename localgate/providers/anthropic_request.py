@@ -2,12 +2,13 @@
 
 Owns the message mapping (system, parts, tool calls and results, turn merging), tools and
 tool_choice, sampling and thinking parameters; the cache breakpoints are anthropic_cache's.
-Pure: imports only the stdlib, localgate.jsonfast and
-localgate.repair; never the server, the gateway or aiohttp.
+Pure: imports only the stdlib, localgate.jsonfast and localgate.repair; never the server, the
+gateway or aiohttp.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -251,7 +252,7 @@ def _tools(tools: Any) -> list[Block]:
     out: list[Block] = []
     for tool in tools if isinstance(tools, list) else []:
         fn = tool.get("function") if isinstance(tool, dict) else None
-        if tool.get("type", "function") != "function" or not isinstance(fn, dict) \
+        if not isinstance(fn, dict) or tool.get("type", "function") != "function" \
                 or not isinstance(fn.get("name"), str):
             continue  # OpenAI's built-in tool types have no Messages equivalent
         params = fn.get("parameters")
@@ -358,4 +359,5 @@ def _positive_int(v: Any) -> int | None:
 
 
 def _number(v: Any) -> float | None:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    return float(v) if ok else None

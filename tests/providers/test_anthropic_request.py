@@ -233,12 +233,14 @@ def test_stop_and_sampling() -> None:
     assert sent["stop_sequences"] == ["A", "B"] and sent["top_p"] == 0.9
     assert "temperature" not in sent
     assert "stop_sequences" not in anthropic_body(body(user("x"), stop=None))
+    sent = anthropic_body(body(user("x"), temperature=float("nan"), top_p=True))
+    assert "temperature" not in sent and "top_p" not in sent
 
 
 def test_tools_and_tool_choice() -> None:
     sent = anthropic_body(body(user("x"), tools=[
         TOOL, {"type": "function", "function": {"name": "now"}},
-        {"type": "web_search_preview"}]))
+        {"type": "web_search_preview"}, "junk", {"type": "function", "function": {}}]))
     assert plain(sent)["tools"] == [
         {"name": "get_weather", "description": "Weather now", "input_schema": {
             "type": "object", "properties": {"city": {"type": "string"}}}},
