@@ -211,7 +211,8 @@ def _reasoning_blocks(details: Any) -> list[Block]:
     Stream deltas a client appended one by one are joined again by their `index`."""
     merged: dict[Any, dict[str, Any]] = {}
     for i, d in enumerate(details if isinstance(details, list) else []):
-        if not isinstance(d, dict) or d.get("format", REASONING_FORMAT) != REASONING_FORMAT:
+        if not isinstance(d, dict) or d.get("format", REASONING_FORMAT) != REASONING_FORMAT \
+                or d.get("type") not in ("reasoning.text", "reasoning.encrypted"):
             continue
         index = d.get("index")
         slot = merged.setdefault((d.get("type"), index if isinstance(index, int) else f"#{i}"),

@@ -77,7 +77,8 @@ class AnthropicStream:
                 continue  # not JSON: nothing Anthropic sends
             if not isinstance(obj, dict):
                 continue
-            handler = self._handlers.get(obj.get("type") or ev.event)
+            kind = obj.get("type")
+            handler = self._handlers.get(kind if isinstance(kind, str) else ev.event)
             if handler is not None:  # ping, content_block_stop and unknown events say nothing
                 out.append(handler(obj))
             if self._ended:
@@ -100,6 +101,8 @@ class AnthropicStream:
         if not isinstance(block, dict):
             return b""
         index, kind = obj.get("index"), block.get("type")
+        if not isinstance(index, int):
+            return b""
         if kind == "tool_use":
             n = self._tools[index] = len(self._tools)
             args = block.get("input")
@@ -113,7 +116,7 @@ class AnthropicStream:
                 detail = reasoning_encrypted(str(block.get("data") or ""), n)
                 return self._delta({"reasoning_details": [detail]})
             return self._reasoning(str(block.get("thinking") or ""), n)
-        if kind == "text" and block.get("text"):
+        if kind == "text" and isinstance(block.get("text"), str) and block["text"]:
             return self._delta({"content": block["text"]})
         return self._opening()  # an empty text block, or a server tool we do not translate
 
@@ -122,9 +125,12 @@ class AnthropicStream:
         if not isinstance(delta, dict):
             return b""
         index, kind = obj.get("index"), delta.get("type")
-        if kind == "text_delta" and delta.get("text"):
+        if kind == "text_delta" and isinstance(delta.get("text"), str) and delta["text"]:
             return self._delta({"content": delta["text"]})
-        if kind == "input_json_delta" and delta.get("partial_json") and index in self._tools:
+        if not isinstance(index, int):
+            return b""
+        if kind == "input_json_delta" and isinstance(delta.get("partial_json"), str) \
+                and delta["partial_json"] and index in self._tools:
             return self._delta({"tool_calls": [{
                 "index": self._tools[index], "function": {"arguments": delta["partial_json"]}}]})
         if kind == "thinking_delta" and index in self._thoughts:

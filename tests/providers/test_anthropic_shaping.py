@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings, strategies as st
 
 from tests.providers.anthropic_helpers import TARGET, anthropic_body
 
@@ -175,3 +176,34 @@ def test_a_breakpoint_on_a_tool_definition_counts_as_the_clients() -> None:
               "function": {"name": "f"}}]
     sent = anthropic_body(body(user("x"), tools=tools))
     assert marked(sent) == ["tools.0"]
+
+
+# -- junk -------------------------------------------------------------------------------------
+
+LEAF = st.none() | st.booleans() | st.integers() | st.text(max_size=4) | st.sampled_from(
+    ["text", "image_url", "file", "function", "reasoning.text", "reasoning.encrypted",
+     "anthropic-claude-v1", "data:image/png;base64,AA", "{}", "call.1"])
+JSON = st.recursive(LEAF, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+    st.sampled_from(["type", "text", "content", "image_url", "url", "file", "file_data", "id",
+                     "function", "name", "arguments", "signature", "index", "format", "data",
+                     "cache_control", "parameters"]), inner, max_size=4), max_leaves=15)
+MESSAGE = st.fixed_dictionaries({"role": st.sampled_from(
+    ["system", "developer", "user", "assistant", "tool", "function"])}, optional={
+    "content": JSON, "tool_calls": JSON, "tool_call_id": JSON, "reasoning_details": JSON,
+    "cache_control": JSON}) | JSON
+
+
+@settings(max_examples=200, deadline=None)
+@example([{"role": "user", "content": "x"}, {"role": "assistant", "content": "y",
+                                             "reasoning_details": [{"type": ["list"]}]}], {})
+@given(st.lists(MESSAGE, max_size=6), st.dictionaries(st.sampled_from(
+    ["tools", "tool_choice", "parallel_tool_calls", "max_tokens", "temperature", "top_p",
+     "stop", "reasoning", "reasoning_effort", "thinking", "user"]), JSON, max_size=5))
+def test_junk_bodies_never_raise_and_keep_the_apis_rules(messages: list[Any],
+                                                         extra: dict[str, Any]) -> None:
+    sent = anthropic_body(body(*messages, **extra))
+    turns = sent["messages"]
+    assert all(turn["content"] for turn in turns)
+    assert all(a["role"] != b["role"] for a, b in zip(turns, turns[1:], strict=False))
+    assert not turns or turns[0]["role"] == "user"
+    assert sent["max_tokens"] > sent.get("thinking", {}).get("budget_tokens", 0)

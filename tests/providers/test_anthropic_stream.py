@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 from openai.types.chat import ChatCompletionChunk
 
 from localgate.relay import SseWatcher
@@ -160,6 +160,40 @@ def test_pings_unknown_events_and_junk_say_nothing() -> None:
     assert tr.feed(b'event: ping\ndata: {"type":"ping"}\n\n') == b""
     assert tr.feed(b'event: future_event\ndata: {"type":"future_event"}\n\n') == b""
     assert tr.feed(b"data: not json\n\n: comment\n\n") == b""
+
+
+WORDS = st.sampled_from(["tool_use", "text", "thinking", "redacted_thinking", "text_delta",
+                         "input_json_delta", "thinking_delta", "signature_delta", "end_turn"])
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5) | WORDS,
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.sampled_from(["index", "type", "text", "partial_json",
+                                                       "thinking", "input", "id", "usage"]),
+                                      inner, max_size=4), max_leaves=12)
+PART = st.fixed_dictionaries({"type": WORDS}, optional={
+    k: JSON for k in ("text", "partial_json", "thinking", "signature", "data", "input", "id",
+                      "name", "stop_reason")}) | JSON
+EVENT = st.fixed_dictionaries({"type": st.sampled_from([
+    "message_start", "content_block_start", "content_block_delta", "message_delta", "ping",
+    "error", "content_block_stop"])}, optional={
+    "index": st.integers(0, 2) | JSON, "delta": PART, "content_block": PART, "message": JSON,
+    "usage": JSON, "error": JSON})
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(EVENT, max_size=8), st.binary(max_size=40))
+@example([{"type": "content_block_start", "index": [1], "content_block": {"type": "tool_use"}},
+          {"type": "content_block_delta", "index": {}, "delta": {"type": "input_json_delta",
+                                                                 "partial_json": "x"}},
+          {"type": ["message_stop"]}, {"type": "content_block_delta", "index": 0,
+                                       "delta": {"type": "text_delta", "text": 5}}], b"")
+def test_junk_from_upstream_never_raises(events: list[dict[str, Any]], noise: bytes) -> None:
+    tr = ADAPTER.stream_translator(TARGET)
+    assert tr is not None
+    for ev in events:
+        out = tr.feed(f"event: {ev['type']}\ndata: {json.dumps(ev)}\n\n".encode())
+        frames(out)  # whatever comes out is whole OpenAI SSE frames
+    tr.feed(noise)
+    tr.close()
 
 
 def normalized(out: bytes) -> bytes:
