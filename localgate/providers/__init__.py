@@ -5,12 +5,15 @@ keys come from, or of where money is recorded.
 
 from __future__ import annotations
 
+from localgate.providers.anthropic import AnthropicAdapter
 from localgate.providers.base import Adapter, HttpCall, StreamTranslator, Target
 from localgate.providers.openai_compat import OpenAIAdapter
 
-__all__ = ["ADAPTERS", "Adapter", "HttpCall", "StreamTranslator", "Target", "adapter_for"]
+__all__ = ["ADAPTERS", "Adapter", "AnthropicAdapter", "HttpCall", "OpenAIAdapter",
+           "StreamTranslator", "Target", "adapter_for"]
 
-ADAPTERS: dict[str, Adapter] = {"openai": OpenAIAdapter()}
+# one stateless adapter per wire format; the config's `api` value is the key
+ADAPTERS: dict[str, Adapter] = {"openai": OpenAIAdapter(), "anthropic": AnthropicAdapter()}
 
 
 def adapter_for(api: str) -> Adapter:
