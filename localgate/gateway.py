@@ -408,7 +408,10 @@ class Gateway:
             ex.status, ex.error = "error", relay.error_text(data)
             return Answer(status, headers, fmt, body=data)
         if not native:
-            data = adapter.chat_response(data, target)
+            try:
+                data = adapter.chat_response(data, target)
+            except ValueError:
+                data = b""  # not what the upstream should have sent: a 502 below
         if not relay.looks_like_object(data):
             ex.status, ex.http_status = "error", 502
             ex.error = f"{rt.target.name} sent a response that is not a JSON object"
@@ -471,6 +474,15 @@ class Gateway:
                                        stream=p.stream, client_headers=p.headers), True
         return adapter.chat_call(p.chat_body(), t, stream=p.stream,
                                  client_headers=p.headers), False
+
+    def count_tokens_call(self, body: Mapping[str, Any], native: str, key: str,
+                          headers: Mapping[str, str]) -> HttpCall:
+        """Anthropic's own count_tokens for an Anthropic model (free; not logged)."""
+        prov = self.live.settings.providers["anthropic"]
+        t = Target(prov.slug, prov.base_url, key, native, f"anthropic/{native}", "anthropic",
+                   routing.BYOK)
+        return adapter_for(prov.api).native_call(  # type: ignore[attr-defined]
+            "count_tokens", body, t, stream=False, client_headers=headers)
 
     @staticmethod
     def _target(rt: routing.Route) -> Target:

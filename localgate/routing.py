@@ -20,7 +20,7 @@ KeyLookup = Callable[[Provider], "str | None"]
 # Route kinds, as reported in x-localgate-route and the spend log.
 BYOK, FREE, LOCAL, GATEWAY, FALLBACK = "byok", "free", "local", "gateway", "byok-fallback"
 # Endpoints a wire format has no equivalent of: such requests go through the gateway.
-_NO_DIRECT = {("anthropic", "embeddings"), ("anthropic", "responses")}
+_NO_DIRECT = {("anthropic", "embeddings")}
 
 
 def _direct(prov: Provider, native: str | None) -> bool:

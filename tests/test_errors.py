@@ -143,15 +143,29 @@ async def test_mistral_alias_resolves_to_mistral(start_daemon: StartDaemon, fake
 
 async def test_unknown_top_level_fields_pass_through(start_daemon: StartDaemon,
                                                      fake: FakeUpstream) -> None:
-    d = await start_daemon(FAST, OPENAI_API_KEY=OPENAI_KEY)
+    d = await start_daemon(FAST, OPENAI_API_KEY=OPENAI_KEY, KILO_API_KEY="kilo-key")
     extra = {"x_future": {"a": [1, 2.5, None, True]}, "temperature": 0.3, "top_k": 7,
-             "transforms": ["middle-out"], "seed": 12, "metadata": {"k": "ü"}}
-    r = await chat(d, {"model": "openai/gpt-5.2", "messages": HELLO, **extra})
-    assert r.status == 200
+             "seed": 12, "metadata": {"k": "ü"}}
+    openrouter = {"transforms": ["middle-out"], "usage": {"include": True},
+                  "provider": {"sort": "price"}, "reasoning": {"effort": "high"}}
+    for model in ("openai/gpt-5.2", "x-ai/grok-code-fast-1"):  # BYOK direct; the gateway
+        r = await chat(d, {"model": model, "messages": HELLO, "max_tokens": 50, **extra,
+                           **openrouter})
+        assert r.status == 200
+        sent = fake.last.body
+        for k, v in extra.items():
+            assert sent[k] == v
+        assert sent["messages"] == HELLO
+    # the gateway takes OpenRouter's own fields as they are ...
+    assert all(sent[k] == v for k, v in openrouter.items()) and sent["max_tokens"] == 50
+    # ... a provider's own API would refuse them (OpenAI: 400 unrecognized argument), so a
+    # direct call carries the effort as reasoning_effort and max_tokens as OpenAI takes it
+    r = await chat(d, {"model": "openai/gpt-5.2", "messages": HELLO, "max_tokens": 50,
+                       **openrouter})
     sent = fake.last.body
-    for k, v in extra.items():
-        assert sent[k] == v
-    assert sent["messages"] == HELLO
+    assert not set(openrouter) & set(sent), sent
+    assert sent["reasoning_effort"] == "high" and sent["max_completion_tokens"] == 50
+    assert "max_tokens" not in sent
 
 
 async def test_default_model_for_no_model_and_localgate_default(start_daemon: StartDaemon,

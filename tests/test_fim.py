@@ -149,9 +149,10 @@ async def test_forwarded_inference_is_controlled_and_logged(start_daemon: StartD
     r = await call(d, "POST", "/api/gateway/responses", body=body, headers=auth())
     assert r.status == 403 and r.json["error"]["code"] == "model_not_allowed"
     assert fake.seen == []  # refused before anything was sent
+    # Responses is served locally now, and sent on to the hosted gateway's own /responses
     r = await call(d, "POST", "/api/v1/responses", body={**body, "model": "openai/gpt-5.2"},
                    headers=auth())
-    assert r.status == 200 and r.json["echo_path"] == "/api/v1/responses"
+    assert r.status == 200 and r.json["echo_path"] == "/api/gateway/responses"
     rows = await _wait_rows(d, 2)
     assert [(x["status"], x["model"], x["route"]) for x in rows] == [
         ("refused", "anthropic/claude-sonnet-4.6", None),
@@ -165,5 +166,6 @@ async def test_forwarded_inference_respects_a_reached_limit(start_daemon: StartD
                    body={"model": "anthropic/claude-sonnet-4.6", "max_tokens": 5,
                          "messages": [{"role": "user", "content": "hi"}]}, headers=auth())
     assert r.status == 402 and r.json["error"]["period"] == "day"
+    assert r.json["type"] == "error"  # /messages answers in Anthropic's envelope
     r = await call(d, "GET", "/api/profile", headers=auth())  # not inference: just forwarded
     assert r.status == 200

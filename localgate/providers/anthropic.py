@@ -29,15 +29,24 @@ class AnthropicAdapter:
     def chat_call(self, body: Mapping[str, Any], t: Target, *, stream: bool,
                   client_headers: Mapping[str, str]) -> HttpCall:
         """POST {base_url}/v1/messages with the translated body and Anthropic's headers."""
-        headers = {"anthropic-version": API_VERSION, "content-type": "application/json",
-                   "accept": "text/event-stream" if stream else "application/json"}
-        if t.api_key:
-            headers["x-api-key"] = t.api_key
-        wanted = {name.lower(): value for name, value in client_headers.items()
-                  if name.lower() in _FORWARDED}
-        headers.update(wanted)
-        return HttpCall("POST", f"{t.base_url.rstrip('/')}/v1/messages", headers,
+        return HttpCall("POST", f"{t.base_url.rstrip('/')}/v1/messages",
+                        _headers(t, stream, client_headers, _FORWARDED),
                         jsonfast.dumps(messages_body(body, t, stream=stream)))
+
+    def native(self, endpoint: str, t: Target) -> bool:
+        """An Anthropic Messages client reaching Anthropic with the user's key: untranslated."""
+        return endpoint == "messages"
+
+    def native_call(self, endpoint: str, body: Mapping[str, Any], t: Target, *, stream: bool,
+                    client_headers: Mapping[str, str]) -> HttpCall:
+        """The client's own Messages body (or count_tokens body), only the model made native;
+        its anthropic-* headers (version, beta) kept (SPEC 9)."""
+        out = dict(body)
+        out["model"] = t.model
+        path = "/v1/messages" if endpoint == "messages" else "/v1/messages/count_tokens"
+        return HttpCall("POST", f"{t.base_url.rstrip('/')}{path}",
+                        _headers(t, stream, client_headers, _PASSED_THROUGH),
+                        jsonfast.dumps(out))
 
     def chat_response(self, raw: bytes, t: Target) -> bytes:
         """A Messages response as an OpenAI chat.completion body. Raises ValueError when the
@@ -54,3 +63,17 @@ class AnthropicAdapter:
 
     def stream_translator(self, t: Target) -> AnthropicStream:
         return AnthropicStream(t)
+
+
+_PASSED_THROUGH = ("anthropic-version", "anthropic-beta")
+
+
+def _headers(t: Target, stream: bool, client_headers: Mapping[str, str],
+             forwarded: tuple[str, ...]) -> dict[str, str]:
+    headers = {"anthropic-version": API_VERSION, "content-type": "application/json",
+               "accept": "text/event-stream" if stream else "application/json"}
+    if t.api_key:
+        headers["x-api-key"] = t.api_key
+    headers.update({name.lower(): value for name, value in client_headers.items()
+                    if name.lower() in forwarded})
+    return headers

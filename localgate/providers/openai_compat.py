@@ -38,7 +38,10 @@ class OpenAIAdapter:
                   client_headers: Mapping[str, str]) -> HttpCall:
         out = dict(body)
         out["model"] = t.model
-        mistral = t.slug == "mistral" and t.kind not in _GATEWAY_KINDS
+        direct = t.kind not in _GATEWAY_KINDS and t.slug not in _GATEWAYS
+        if direct:
+            _direct_fields(out, t.slug)
+        mistral = t.slug == "mistral" and direct
         if mistral:
             out = mistral_body(out)
         elif stream:
@@ -93,6 +96,27 @@ class OpenAIAdapter:
 
 
 _GATEWAY_KINDS = frozenset({"gateway", "free", "byok-fallback"})
+
+
+# OpenRouter's own request fields: a provider's API refuses them (OpenAI: 400 "Unrecognized
+# request argument"; Mistral: 422), so direct calls leave them out (`reasoning` is carried
+# over as reasoning_effort).
+_OPENROUTER_ONLY = ("usage", "provider", "transforms", "models", "route", "plugins",
+                    "reasoning")
+_EFFORTS = frozenset({"minimal", "low", "medium", "high", "xhigh"})
+
+
+def _direct_fields(out: dict[str, Any], slug: str) -> None:
+    reasoning = out.get("reasoning")
+    for name in _OPENROUTER_ONLY:
+        out.pop(name, None)
+    if isinstance(reasoning, dict) and reasoning.get("effort") in _EFFORTS and \
+            "reasoning_effort" not in out and reasoning.get("enabled") is not False:
+        out["reasoning_effort"] = reasoning["effort"]
+    if slug == "openai" and "max_tokens" in out:
+        # OpenAI's reasoning models refuse max_tokens; max_completion_tokens works for all
+        limit = out.pop("max_tokens")
+        out.setdefault("max_completion_tokens", limit)
 
 
 def _extra(t: Target, client_headers: Mapping[str, str]) -> dict[str, str] | None:

@@ -44,9 +44,11 @@ def error_response(err: GatewayError, request: web.Request | None = None) -> web
         headers["x-request-id"] = request.get(REQUEST_ID, "")
         if request.get(ERROR_FORMAT) == "anthropic":  # /v1/messages: Anthropic's envelope
             from localgate.ingress.messages import error_body
-            return web.Response(status=err.status, headers=headers, content_type=
-                                "application/json", body=json.dumps(
-                                    error_body(err.status, err.envelope())).encode())
+            body = error_body(err.status, err.envelope())
+            body["error"].update(err.extra)  # a 402's period, limit_usd, spent_usd
+            return web.Response(status=err.status, headers=headers,
+                                content_type="application/json",
+                                body=json.dumps(body).encode())
     return web.Response(status=err.status, body=json.dumps(err.envelope()).encode(),
                         content_type="application/json", headers=headers)
 
