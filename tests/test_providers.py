@@ -93,3 +93,48 @@ async def test_mistral_gets_only_fields_it_accepts(start_daemon: StartDaemon,
                 headers={"Authorization": "Bearer lg-test-local-key-0123456789"}) as resp:
             assert resp.status == 200
             assert (await resp.json())["usage"]["cost"] > 0
+
+
+async def test_hosted_gateway_shaping_on_direct_calls(start_daemon: StartDaemon,
+                                                      aiohttp_server: Any) -> None:
+    """Reference 2.3 on BYOK calls: Mistral's default temperature 0.2 (a client's own wins);
+    tool_choice "required" when an attempt_completion tool is offered to xAI, OpenAI, Gemini,
+    Moonshot or Mistral and the client left the choice open; never on the gateway."""
+    from tests.fakes import FakeUpstream
+    seen: list[dict[str, Any]] = []
+    conf = await openai_at(aiohttp_server, strict_mistral(seen))
+    fake = FakeUpstream()
+    fake_url = str((await aiohttp_server(fake.app)).make_url("")).rstrip("/")
+    providers = {p: {"base_url": f"{fake_url}/{p}/v1"} for p in ("x-ai", "openai", "google",
+                                                                 "moonshotai")}
+    providers["mistral"] = conf["providers"]["openai"]
+    providers["kilo"] = {"base_url": f"{fake_url}/api/gateway"}
+    d = await start_daemon({"providers": providers}, MISTRAL_API_KEY="m", XAI_API_KEY="x",
+                           OPENAI_API_KEY="o", GEMINI_API_KEY="g", MOONSHOT_API_KEY="k",
+                           KILO_API_KEY="kilo")
+    done = {"type": "function", "function": {"name": "attempt_completion",
+                                             "parameters": {"type": "object"}}}
+    other = {"type": "function", "function": {"name": "read_file",
+                                              "parameters": {"type": "object"}}}
+    r = await chat(d, {"model": "mistral/mistral-large-2512", "messages": HELLO})
+    assert r.status == 200 and seen[-1]["temperature"] == 0.2
+    r = await chat(d, {"model": "mistral/mistral-large-2512", "messages": HELLO,
+                       "temperature": 0.9, "tools": [other, done]})
+    assert seen[-1]["temperature"] == 0.9 and seen[-1]["tool_choice"] == "required"
+    for model in ("x-ai/grok-code-fast-1", "openai/gpt-5.2", "google/gemini-3-flash-preview",
+                  "moonshotai/kimi-k2.5"):
+        for tools, choice, expected in (([other, done], None, "required"),
+                                        ([other, done], "auto", "required"),
+                                        ([other, done], "none", "none"),
+                                        ([other], None, None)):
+            body: dict[str, Any] = {"model": model, "messages": HELLO, "tools": tools}
+            if choice is not None:
+                body["tool_choice"] = choice
+            r = await chat(d, body)
+            assert r.status == 200, r.raw
+            assert fake.last.body.get("tool_choice") == expected, (model, choice)
+            assert "temperature" not in fake.last.body
+    r = await chat(d, {"model": "anthropic/claude-haiku-4.5", "messages": HELLO,
+                       "tools": [other, done]})  # via the hosted gateway: its own shaping
+    assert fake.last.path == "/api/gateway/chat/completions"
+    assert "tool_choice" not in fake.last.body
