@@ -1,44 +1,383 @@
-"""Where keys come from. For now: provider keys from the environment, and the local API key
-from LOCALGATE_API_KEY or a 0600 file in the data dir (the OS keychain replaces the file later;
-this module is the seam). Never logs or prints a key.
+"""Where secrets live: provider keys, the local API key and the named clients' key hashes.
+
+The OS keychain through `keyring` (service "localgate") when a backend works; else a 0600 file
+named for what it is (keys-not-encrypted.json). The only module that imports keyring or catches
+its errors; imports only keyring, stdlib and localgate.paths/lock/config (types). Everything
+here blocks (D-Bus, files): call it off the event loop. Never logs or prints a key.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import os
 import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, Protocol
 
-from localgate import paths
+from localgate import lock, paths
 from localgate.config import Provider
 
+log = logging.getLogger("localgate")
 
-class EnvKeys:
-    """Provider keys from the environment (`key_env` of each provider)."""
+SERVICE = "localgate"
+LOCAL_KEY = "local-api-key"     # the default local API key
+CLIENTS = "clients"             # JSON: named clients' SHA-256 hashes (clients.py owns the shape)
+INDEX = "provider-keys"         # JSON list of the slugs stored: keyring cannot enumerate
+_PROVIDER = "provider:"         # + slug: one entry per provider key
+FALLBACK_FILE = "keys-not-encrypted.json"
+_LEGACY = (("local-key", LOCAL_KEY), ("clients.json", CLIENTS))  # files before the keychain
 
-    def provider_key(self, provider: Provider) -> str | None:
-        if not provider.key_env:
-            return None
-        return os.environ.get(provider.key_env) or None
+
+class KeychainError(Exception):
+    """The keychain (or the fallback file) failed; the message names the store, never a key."""
 
 
-def local_key(create: bool = True, path: Path | None = None) -> str | None:
-    """LOCALGATE_API_KEY, else the key kept on disk, generated on first use (0600). Blocking."""
+class KeyStore(Protocol):
+    kind: str            # "keychain" | "file"
+    where: str           # for people: which keychain, or which file
+
+    def get(self, name: str) -> str | None: ...
+    def set(self, name: str, value: str) -> None: ...
+    def delete(self, name: str) -> bool: ...
+
+
+class KeyringStore:
+    """Entries of service "localgate" in the keyring backend; backend failures -> KeychainError."""
+
+    kind = "keychain"
+
+    def __init__(self, backend: Any) -> None:
+        self._kr = backend
+        self.where = f"the OS keychain ({type(backend).__module__}.{type(backend).__name__})"
+
+    def get(self, name: str) -> str | None:
+        with self._mapped("read"):
+            value = self._kr.get_password(SERVICE, name)
+        return value if isinstance(value, str) else None
+
+    def set(self, name: str, value: str) -> None:
+        with self._mapped("write to"):
+            self._kr.set_password(SERVICE, name, value)
+
+    def delete(self, name: str) -> bool:
+        if self.get(name) is None:
+            return False  # backends raise PasswordDeleteError for a missing entry
+        with self._mapped("delete from"):
+            self._kr.delete_password(SERVICE, name)
+        return True
+
+    @contextlib.contextmanager
+    def _mapped(self, verb: str) -> Iterator[None]:
+        from keyring.errors import KeyringError
+        try:
+            yield
+        except KeyringError as exc:
+            raise KeychainError(f"could not {verb} {self.where}: {_why(exc)}") from exc
+        except Exception as exc:
+            # backends leak their transport's own errors (secretstorage, jeepney, pywin32...)
+            raise KeychainError(f"could not {verb} {self.where}: {_why(exc)}") from exc
+
+
+class FileStore:
+    """The fallback where no keychain works: a JSON object in a 0600 file, NOT encrypted."""
+
+    kind = "file"
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path, self.reason = path, reason
+        self.where = f"{path} (not encrypted)"
+
+    def _read(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise KeychainError(f"{self.path} cannot be read as a key file "
+                                f"({type(exc).__name__})") from None  # never echo its content
+        if not isinstance(data, dict):
+            raise KeychainError(f"{self.path} is not a key file (expected a JSON object)")
+        return {k: v for k, v in data.items() if isinstance(v, str)}
+
+    def get(self, name: str) -> str | None:
+        return self._read().get(name)
+
+    def entries(self) -> dict[str, str]:
+        return self._read()
+
+    def set(self, name: str, value: str) -> None:
+        with lock.exclusive(self.path):
+            data = self._read()
+            data[name] = value
+            self._write(data)
+
+    def delete(self, name: str) -> bool:
+        with lock.exclusive(self.path):
+            data = self._read()
+            if data.pop(name, None) is None:
+                return False
+            self._write(data)
+        return True
+
+    def _write(self, data: dict[str, str]) -> None:
+        if data:
+            paths.write_private(self.path, json.dumps(data, indent=2).encode())
+        else:
+            self.path.unlink(missing_ok=True)  # no keys left: no plaintext file left either
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+# ---- opening a store ---------------------------------------------------------------------------
+
+def fallback_file() -> Path:
+    return paths.data_dir() / FALLBACK_FILE
+
+
+def open_store(*, adopt_fallback: bool = False) -> KeyStore:
+    """The keychain when its backend works, else the fallback file; today's files (local-key,
+    clients.json) are moved in first. `adopt_fallback` (the daemon's start) also moves a
+    fallback file left from a time without a keychain into the keychain."""
+    backend, reason = _backend()
+    store: KeyStore
+    if backend is not None:
+        store = KeyringStore(backend)
+        try:
+            store.get(INDEX)  # a backend can load and still not work (no Secret Service)
+        except KeychainError as exc:
+            reason = str(exc)
+    if reason is not None:
+        store = FileStore(fallback_file(), reason)
+    elif adopt_fallback and fallback_file().exists():
+        _move_in(store, FileStore(fallback_file(), "").entries, fallback_file())
+    for file_name, entry in _LEGACY:
+        legacy = paths.data_dir() / file_name
+        if legacy.exists():
+            _move_in(store, _legacy_reader(legacy, entry), legacy)
+    return store
+
+
+def _backend() -> tuple[Any, str | None]:
+    """(keyring backend, None), or (None, why there is none)."""
+    try:
+        import keyring
+        from keyring.backends import chainer, fail, null
+        backend = keyring.get_keyring()
+    except Exception as exc:  # PYTHON_KEYRING_BACKEND or keyringrc.cfg naming a broken backend
+        return None, f"keyring could not load its backend ({_why(exc)})"
+    if isinstance(backend, fail.Keyring | null.Keyring) or (
+            isinstance(backend, chainer.ChainerBackend) and not backend.backends):
+        return None, "keyring found no backend on this machine"
+    return backend, None
+
+
+def notice(store: KeyStore) -> str | None:
+    """One line for people when keys are not in a keychain; None when they are."""
+    if isinstance(store, FileStore):
+        return (f"no usable OS keychain ({store.reason}): keys are kept in {store.path}, "
+                "a 0600 file that is NOT encrypted")
+    return None
+
+
+# ---- moving entries in from files --------------------------------------------------------------
+
+def _legacy_reader(path: Path, entry: str) -> Callable[[], dict[str, str]]:
+    def read() -> dict[str, str]:
+        text = path.read_text(errors="replace").strip()
+        return {entry: text} if text else {}
+    return read
+
+
+def _move_in(store: KeyStore, read: Callable[[], dict[str, str]], path: Path) -> None:
+    """Merge the entries `read()` returns into `store`, then remove `path`. What the store holds
+    already wins; JSON lists and objects are merged (index, clients)."""
+    with _keys_lock():
+        try:
+            for name, value in read().items():
+                have = store.get(name)
+                merged = value if have is None else _merge(have, value)
+                if merged != have:
+                    store.set(name, merged)
+        except (OSError, KeychainError) as exc:  # keep the file: nothing is lost, retried later
+            log.warning("could not move %s into %s: %s", path, store.where, exc)
+            return
+        _stamp()
+        path.unlink(missing_ok=True)
+    log.info("moved %s into %s", path.name, store.where)
+
+
+def _merge(have: str, new: str) -> str:
+    try:
+        a, b = json.loads(have), json.loads(new)
+    except ValueError:
+        return have
+    if isinstance(a, list) and isinstance(b, list):
+        return json.dumps(a + [x for x in b if x not in a])
+    if isinstance(a, dict) and isinstance(b, dict):
+        return json.dumps({**b, **a})
+    return have
+
+
+# ---- entries: locked read-modify-write, and a stamp other processes can watch ------------------
+
+@contextlib.contextmanager
+def _keys_lock() -> Iterator[None]:
+    paths.private_dir(paths.data_dir())
+    with lock.exclusive(paths.data_dir() / "keys"):
+        yield
+
+
+def stamp_file() -> Path:
+    """Rewritten after every change made through this module (no secret in it): a running
+    daemon watches it to refresh its snapshot."""
+    return paths.data_dir() / "keys.changed"
+
+
+def _stamp() -> None:
+    paths.write_private(stamp_file(), f"{os.getpid()} {os.urandom(4).hex()}\n".encode())
+
+
+def stamp() -> tuple[int, int, int] | None:
+    try:
+        st = stamp_file().stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def read_json(store: KeyStore, name: str) -> Any:
+    """The JSON value of entry `name`, None when absent or not JSON."""
+    raw = store.get(name)
+    try:
+        return None if raw is None else json.loads(raw)
+    except ValueError:
+        return None
+
+
+def update_json(store: KeyStore, name: str, change: Callable[[Any], Any]) -> Any:
+    """Replace entry `name` with `change(current value)` under the keys lock; returns the new
+    value. An exception from `change` leaves the entry as it was."""
+    with _keys_lock():
+        new = change(read_json(store, name))
+        store.set(name, json.dumps(new))
+        _stamp()
+    return new
+
+
+# ---- provider keys -----------------------------------------------------------------------------
+
+def stored_slugs(store: KeyStore) -> list[str]:
+    index = read_json(store, INDEX)
+    return [s for s in index if isinstance(s, str)] if isinstance(index, list) else []
+
+
+def stored_provider_keys(store: KeyStore) -> dict[str, str]:
+    """slug -> key for every provider key in the store."""
+    out = {}
+    for slug in stored_slugs(store):
+        key = store.get(_PROVIDER + slug)
+        if key:
+            out[slug] = key
+    return out
+
+
+def set_provider_key(store: KeyStore, slug: str, key: str) -> None:
+    with _keys_lock():
+        store.set(_PROVIDER + slug, key)
+        slugs = stored_slugs(store)
+        if slug not in slugs:
+            store.set(INDEX, json.dumps([*slugs, slug]))
+        _stamp()
+
+
+def remove_provider_key(store: KeyStore, slug: str) -> bool:
+    """Remove a provider's stored key; False when there was none."""
+    with _keys_lock():
+        found = store.delete(_PROVIDER + slug)
+        slugs = stored_slugs(store)
+        if slug in slugs:
+            store.set(INDEX, json.dumps([s for s in slugs if s != slug]))
+        _stamp()
+    return found
+
+
+def mask(key: str) -> str:
+    """The last four characters only, and only of a key long enough to keep them private."""
+    return f"…{key[-4:]}" if len(key) >= 12 else "…"
+
+
+# ---- the local API key -------------------------------------------------------------------------
+
+def local_key(create: bool = True, store: KeyStore | None = None) -> str | None:
+    """LOCALGATE_API_KEY, else the key in the store, generated there on first use."""
     env = os.environ.get("LOCALGATE_API_KEY")
     if env:
         return env
-    path = path or paths.local_key_file()
-    try:
-        key = path.read_text().strip()
-        if key:
-            return key
-    except FileNotFoundError:
-        pass
-    if not create:
-        return None
-    key = "lg-" + secrets.token_urlsafe(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
+    store = store or open_store()
+    key = store.get(LOCAL_KEY)
+    if key or not create:
+        return key or None
+    with _keys_lock():
+        key = store.get(LOCAL_KEY)  # another process may have made it meanwhile
+        if not key:
+            key = "lg-" + secrets.token_urlsafe(32)
+            store.set(LOCAL_KEY, key)
+            _stamp()
     return key
+
+
+# ---- the daemon's snapshot ---------------------------------------------------------------------
+
+class Keys:
+    """Provider keys for the gateway (its KeySource): the environment first, then an in-memory
+    snapshot of the store. provider_key() never blocks; refresh() does (call it off the loop)."""
+
+    def __init__(self, store: KeyStore | None) -> None:
+        self.store = store  # None: environment only
+        self._stored: dict[str, str] = {}
+        self._stamp: tuple[int, int, int] | None = None
+
+    def provider_key(self, provider: Provider) -> str | None:
+        if provider.key_env:
+            env = os.environ.get(provider.key_env)
+            if env:
+                return env
+        return self._stored.get(provider.slug)
+
+    def source(self, provider: Provider) -> str | None:
+        """Where provider_key() finds the key: "env", "keychain", "file", or None."""
+        if provider.key_env and os.environ.get(provider.key_env):
+            return "env"
+        if self.store is None or provider.slug not in self._stored:
+            return None
+        return self.store.kind
+
+    def stale(self) -> bool:
+        """Has this module changed an entry (in any process) since the last refresh? Blocking."""
+        return stamp() != self._stamp
+
+    def refresh(self) -> bool:
+        """Reread the store; on failure keep the snapshot, log why and return False. Blocking."""
+        if self.store is None:
+            return True
+        seen = stamp()  # before reading: a change made meanwhile shows at the next check
+        try:
+            self._stored = stored_provider_keys(self.store)
+        except KeychainError as exc:
+            log.warning("keys not reread, the last ones stay in use: %s", exc)
+            return False
+        self._stamp = seen
+        return True
+
+
+class EnvKeys(Keys):
+    """Provider keys from the environment only (benchmarks, tools without a store)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
