@@ -26,6 +26,8 @@ def add_parser(sub: Any, fmt: Any) -> None:
                         "on stdin (never an argument)")
     k.add_argument("provider", help="a provider slug (openai, anthropic, google, x-ai, ...) or "
                    "one configured in [providers.NAME]")
+    # caught here rather than by argparse, whose error would echo the key back
+    k.add_argument("argv_key", nargs="*", help=argparse.SUPPRESS)
     k = ksub.add_parser("list", help="which providers have a key, from where (env or keychain), "
                         "and its last four characters")
     fmt(k)
@@ -44,6 +46,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
             return _list(settings, store, args.format)
         slug = _slug(settings, args.provider, keystore.stored_slugs(store))
         if args.keys_cmd == "set":
+            if args.argv_key:
+                raise _Refused("a key is never taken as an argument (it would stay in your "
+                               "shell history and the process list): type it at the prompt, "
+                               "or pipe it in")
             return _set(settings, store, slug)
         return _remove(settings, store, slug)
     except ConfigError as exc:

@@ -18,7 +18,7 @@ from typing import Any
 
 from keyring.backend import KeyringBackend
 from keyring.compat import properties
-from keyring.errors import PasswordDeleteError
+from keyring.errors import KeyringLocked, PasswordDeleteError
 
 
 class FileKeyring(KeyringBackend):
@@ -67,3 +67,14 @@ class FileKeyring(KeyringBackend):
             with os.fdopen(fd, "w") as f:
                 json.dump(data, f)
             os.replace(tmp, self.path)
+
+
+class LockedKeyring(KeyringBackend):
+    """A keychain that loads but refuses every call, as a locked or absent Secret Service does."""
+
+    priority = 0.1  # type: ignore[assignment]
+
+    def get_password(self, service: str, username: str) -> str | None:
+        raise KeyringLocked("Failed to unlock the collection!")
+
+    set_password = delete_password = get_password  # type: ignore[assignment]
