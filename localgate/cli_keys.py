@@ -66,7 +66,7 @@ def _fail(msg: str, code: int) -> int:
 
 
 def _slug(settings: Any, name: str, stored: list[str]) -> str:
-    """The provider slug `name` means (a slug, any case, or an alias like mistralai, xai, gemini)."""
+    """The provider slug `name` means: a slug (any case) or an alias (mistralai, xai, gemini)."""
     from localgate import builtins
     for candidate in (name, name.strip().lower()):
         candidate = builtins.ALIASES.get(candidate, candidate)

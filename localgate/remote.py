@@ -50,4 +50,5 @@ def tell_daemon() -> str:
         http("POST", daemon_url(state) + "/localgate/reload", key=keystore.local_key(create=False))
         return " (the running daemon uses it from the next request)"
     except (OSError, ValueError, keystore.KeychainError) as exc:
-        return f" (the running daemon did not confirm: {exc}; it picks the change up within seconds)"
+        return (f" (the running daemon did not confirm: {exc}; it picks the change up "
+                "within seconds)")

@@ -225,9 +225,9 @@ async def test_in_process_daemon_refreshes_off_the_loop(start_daemon: StartDaemo
         await asyncio.sleep(0.1)
     assert fake.last.headers["Authorization"] == f"Bearer {OPENAI_KEY}"
     await asyncio.to_thread(lambda: keystore.remove_provider_key(keystore.open_store(), "openai"))
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{d.url}/localgate/reload", headers=auth()) as resp:
-            assert resp.status == 200
+    async with aiohttp.ClientSession() as http, \
+            http.post(f"{d.url}/localgate/reload", headers=auth()) as resp:
+        assert resp.status == 200
     (await chat(d.url, BYOK)).error(401)
 
 
