@@ -44,7 +44,9 @@ def _per_million(price: Any) -> float | None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from localgate import config, keystore, runtime
+    from localgate import keystore
+    keystore.preload()  # keyring's backend discovery overlaps the imports and config below
+    from localgate import config, runtime
     from localgate.errors import ConfigError
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")

@@ -8,11 +8,13 @@ here blocks (D-Bus, files): call it off the event loop. Never logs or prints a k
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import logging
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -163,8 +165,27 @@ def open_store(*, adopt_fallback: bool = False) -> KeyStore:
     return store
 
 
+_found: concurrent.futures.Future[tuple[Any, str | None]] | None = None
+
+
+def preload() -> None:
+    """Start finding keyring's backend on a worker thread, so that the daemon's open_store()
+    finds it ready: keyring's discovery imports much and runs `ldconfig` (~0.1 s), which then
+    overlaps the rest of start-up instead of adding to it."""
+    global _found
+    if _found is None:
+        found: concurrent.futures.Future[tuple[Any, str | None]] = concurrent.futures.Future()
+        threading.Thread(target=lambda: found.set_result(_detect()), name="keyring-detect",
+                         daemon=True).start()
+        _found = found
+
+
 def _backend() -> tuple[Any, str | None]:
     """(keyring backend, None), or (None, why there is none)."""
+    return _found.result() if _found is not None else _detect()
+
+
+def _detect() -> tuple[Any, str | None]:
     try:
         import keyring
         from keyring.backends import chainer, fail, null
