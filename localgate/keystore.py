@@ -225,6 +225,11 @@ def _move_in(store: KeyStore, read: Callable[[], dict[str, str]], path: Path) ->
                 merged = value if have is None else _merge(have, value)
                 if merged != have:
                     store.set(name, merged)
+                elif value != have and name == LOCAL_KEY:
+                    # the keychain is the user's, shared by every LOCALGATE_HOME
+                    log.warning("%s held another local API key than the one in %s, which "
+                                "stays in use: give clients `localgate token show`'s key", path,
+                                store.where)
         except (OSError, KeychainError) as exc:  # keep the file: nothing is lost, retried later
             log.warning("could not move %s into %s: %s", path, store.where, exc)
             return

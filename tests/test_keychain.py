@@ -270,6 +270,17 @@ async def test_files_from_before_the_keychain_are_moved_in(home: Path,
     assert not any(legacy_local.encode() in b for b in files_under(home).values())
 
 
+async def test_a_different_local_key_already_in_the_keychain_wins(home: Path) -> None:
+    # the keychain is the user's: another home may have stored its local key there first
+    await asyncio.to_thread(FileKeyring().set_password, "localgate", "local-api-key",
+                            "lg-from-another-home-000000001")
+    (home / "local-key").write_text("lg-from-this-home-file-00000002\n")
+    code, out, err = await lg("token", "show", env=daemon_env("LOCALGATE_API_KEY"))
+    assert code == 0 and out.strip() == "lg-from-another-home-000000001"
+    assert "another local API key" in err and "lg-from" not in err
+    assert not (home / "local-key").exists()
+
+
 # ---- no keychain: a file that says what it is ---------------------------------------------------
 
 @pytest.mark.parametrize("backend", [FAIL, NULL, LOCKED])
