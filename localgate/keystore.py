@@ -1,8 +1,8 @@
 """Where secrets live: provider keys, the local API key and the named clients' key hashes.
 
 The OS keychain through `keyring` (service "localgate") when a backend works; else a 0600 file
-named for what it is (keys-not-encrypted.json). The only module that imports keyring or catches
-its errors; imports only keyring, stdlib and localgate.paths/lock/config (types). Everything
+named for what it is (keyfile.py). The only module that imports keyring or catches its errors;
+imports only keyring, stdlib and localgate.paths/lock/errors/keyfile/config (types). Everything
 here blocks (D-Bus, files): call it off the event loop. Never logs or prints a key.
 """
 
@@ -21,6 +21,11 @@ from typing import Any, Protocol
 
 from localgate import lock, paths
 from localgate.config import Provider
+from localgate.errors import KeychainError
+from localgate.keyfile import FALLBACK_FILE, FileStore, fallback_file, legacy_reader, merge
+
+__all__ = ["FALLBACK_FILE", "FileStore", "KeyStore", "KeychainError", "KeyringStore", "Keys",
+           "fallback_file", "local_key", "open_store"]
 
 log = logging.getLogger("localgate")
 
@@ -29,12 +34,7 @@ LOCAL_KEY = "local-api-key"     # the default local API key
 CLIENTS = "clients"             # JSON: named clients' SHA-256 hashes (clients.py owns the shape)
 INDEX = "provider-keys"         # JSON list of the slugs stored: keyring cannot enumerate
 _PROVIDER = "provider:"         # + slug: one entry per provider key
-FALLBACK_FILE = "keys-not-encrypted.json"
 _LEGACY = (("local-key", LOCAL_KEY), ("clients.json", CLIENTS))  # files before the keychain
-
-
-class KeychainError(Exception):
-    """The keychain (or the fallback file) failed; the message names the store, never a key."""
 
 
 class KeyStore(Protocol):
@@ -47,7 +47,10 @@ class KeyStore(Protocol):
 
 
 class KeyringStore:
-    """Entries of service "localgate" in the keyring backend; backend failures -> KeychainError."""
+    """Entries of service "localgate" in the keyring backend; backend failures -> KeychainError.
+    A value longer than _PART characters is kept in parts, "NAME#1", "NAME#2"..., behind a
+    head entry saying how many: Windows' Credential Manager holds ~1280 characters an entry,
+    and the clients' entry outgrows that (keyring does not split values itself)."""
 
     kind = "keychain"
 
@@ -56,20 +59,48 @@ class KeyringStore:
         self.where = f"the OS keychain ({type(backend).__module__}.{type(backend).__name__})"
 
     def get(self, name: str) -> str | None:
+        head = self._get(name)
+        count = _parts(head)
+        if not count:
+            return head
+        parts = [self._get(f"{name}#{i}") for i in range(1, count + 1)]
+        if any(p is None for p in parts):
+            raise KeychainError(f"{name} is incomplete in {self.where} (a part is missing)")
+        return "".join(p for p in parts if p is not None)
+
+    def set(self, name: str, value: str) -> None:
+        before = _parts(self._get(name))
+        parts = [value[i:i + _PART] for i in range(0, len(value), _PART)]
+        if len(parts) > 1:
+            for i, part in enumerate(parts, 1):
+                self._set(f"{name}#{i}", part)
+            value = f"{_PARTS_HEAD}{len(parts)}"  # the head last: it names parts all written
+        self._set(name, value)
+        for i in range(len(parts) + 1 if len(parts) > 1 else 1, before + 1):
+            self._delete(f"{name}#{i}")
+
+    def delete(self, name: str) -> bool:
+        head = self._get(name)
+        if head is None:
+            return False  # backends raise PasswordDeleteError for a missing entry
+        self._delete(name)
+        for i in range(1, _parts(head) + 1):
+            self._delete(f"{name}#{i}")
+        return True
+
+    def _get(self, name: str) -> str | None:
         with self._mapped("read"):
             value = self._kr.get_password(SERVICE, name)
         return value if isinstance(value, str) else None
 
-    def set(self, name: str, value: str) -> None:
+    def _set(self, name: str, value: str) -> None:
         with self._mapped("write to"):
             self._kr.set_password(SERVICE, name, value)
 
-    def delete(self, name: str) -> bool:
-        if self.get(name) is None:
-            return False  # backends raise PasswordDeleteError for a missing entry
-        with self._mapped("delete from"):
+    def _delete(self, name: str) -> None:
+        from keyring.errors import PasswordDeleteError
+        with self._mapped("delete from"), contextlib.suppress(PasswordDeleteError):
             self._kr.delete_password(SERVICE, name)
-        return True
 
     @contextlib.contextmanager
     def _mapped(self, verb: str) -> Iterator[None]:
@@ -83,52 +114,17 @@ class KeyringStore:
             raise KeychainError(f"could not {verb} {self.where}: {_why(exc)}") from exc
 
 
-class FileStore:
-    """The fallback where no keychain works: a JSON object in a 0600 file, NOT encrypted."""
+_PART = 1000                        # characters per keychain entry (see KeyringStore)
+_PARTS_HEAD = "localgate-parts:"    # + how many: no key or JSON value starts like this
 
-    kind = "file"
 
-    def __init__(self, path: Path, reason: str) -> None:
-        self.path, self.reason = path, reason
-        self.where = f"{path} (not encrypted)"
-
-    def _read(self) -> dict[str, str]:
-        try:
-            data = json.loads(self.path.read_bytes())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            raise KeychainError(f"{self.path} cannot be read as a key file "
-                                f"({type(exc).__name__})") from None  # never echo its content
-        if not isinstance(data, dict):
-            raise KeychainError(f"{self.path} is not a key file (expected a JSON object)")
-        return {k: v for k, v in data.items() if isinstance(v, str)}
-
-    def get(self, name: str) -> str | None:
-        return self._read().get(name)
-
-    def entries(self) -> dict[str, str]:
-        return self._read()
-
-    def set(self, name: str, value: str) -> None:
-        with lock.exclusive(self.path):
-            data = self._read()
-            data[name] = value
-            self._write(data)
-
-    def delete(self, name: str) -> bool:
-        with lock.exclusive(self.path):
-            data = self._read()
-            if data.pop(name, None) is None:
-                return False
-            self._write(data)
-        return True
-
-    def _write(self, data: dict[str, str]) -> None:
-        if data:
-            paths.write_private(self.path, json.dumps(data, indent=2).encode())
-        else:
-            self.path.unlink(missing_ok=True)  # no keys left: no plaintext file left either
+def _parts(head: str | None) -> int:
+    if head is None or not head.startswith(_PARTS_HEAD):
+        return 0
+    try:
+        return max(0, int(head[len(_PARTS_HEAD):]))
+    except ValueError:
+        return 0
 
 
 def _why(exc: BaseException) -> str:
@@ -137,10 +133,6 @@ def _why(exc: BaseException) -> str:
 
 
 # ---- opening a store ---------------------------------------------------------------------------
-
-def fallback_file() -> Path:
-    return paths.data_dir() / FALLBACK_FILE
-
 
 def open_store(*, adopt_fallback: bool = False) -> KeyStore:
     """The keychain when its backend works, else the fallback file; today's files (local-key,
@@ -161,7 +153,7 @@ def open_store(*, adopt_fallback: bool = False) -> KeyStore:
     for file_name, entry in _LEGACY:
         legacy = paths.data_dir() / file_name
         if legacy.exists():
-            _move_in(store, _legacy_reader(legacy, entry), legacy)
+            _move_in(store, legacy_reader(legacy, entry), legacy)
     return store
 
 
@@ -208,13 +200,6 @@ def notice(store: KeyStore) -> str | None:
 
 # ---- moving entries in from files --------------------------------------------------------------
 
-def _legacy_reader(path: Path, entry: str) -> Callable[[], dict[str, str]]:
-    def read() -> dict[str, str]:
-        text = path.read_text(errors="replace").strip()
-        return {entry: text} if text else {}
-    return read
-
-
 def _move_in(store: KeyStore, read: Callable[[], dict[str, str]], path: Path) -> None:
     """Merge the entries `read()` returns into `store`, then remove `path`. What the store holds
     already wins; JSON lists and objects are merged (index, clients)."""
@@ -222,7 +207,7 @@ def _move_in(store: KeyStore, read: Callable[[], dict[str, str]], path: Path) ->
         try:
             for name, value in read().items():
                 have = store.get(name)
-                merged = value if have is None else _merge(have, value)
+                merged = value if have is None else merge(have, value)
                 if merged != have:
                     store.set(name, merged)
                 elif value != have and name == LOCAL_KEY:
@@ -236,18 +221,6 @@ def _move_in(store: KeyStore, read: Callable[[], dict[str, str]], path: Path) ->
         _stamp()
         path.unlink(missing_ok=True)
     log.info("moved %s into %s", path.name, store.where)
-
-
-def _merge(have: str, new: str) -> str:
-    try:
-        a, b = json.loads(have), json.loads(new)
-    except ValueError:
-        return have
-    if isinstance(a, list) and isinstance(b, list):
-        return json.dumps(a + [x for x in b if x not in a])
-    if isinstance(a, dict) and isinstance(b, dict):
-        return json.dumps({**b, **a})
-    return have
 
 
 # ---- entries: locked read-modify-write, and a stamp other processes can watch ------------------

@@ -17,6 +17,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import aiohttp
 import pytest
 from keyring.testing.backend import BackendBasicTests
 
-from localgate import keystore
+from localgate import clients, keystore
 from tests.conftest import StartDaemon, auth, keychain_entries, use_keyring
 from tests.fakes import FakeUpstream
 from tests.http import HELLO, chat
@@ -68,20 +69,40 @@ class TestFileKeyringContract(BackendBasicTests):
         return FileKeyring()
 
 
-@pytest.mark.parametrize("kind", ["keychain", "file"])
-def test_store_contract(kind: str, home: Path) -> None:
-    store: Any = (keystore.KeyringStore(FileKeyring()) if kind == "keychain"
-                  else keystore.FileStore(home / keystore.FALLBACK_FILE, "test"))
-    assert store.kind == kind and store.get("x") is None and store.delete("x") is False
+def check_store(store: Any, names: Callable[[], list[str]] | None = None) -> None:
+    """What every KeyStore does; `names` lists the entries behind it, where they can be seen."""
+    assert store.get("x") is None and store.delete("x") is False
     store.set("x", "one")
     store.set("y", "two ü")
     store.set("x", "three")
     assert (store.get("x"), store.get("y")) == ("three", "two ü")
     assert store.delete("x") is True and store.get("x") is None and store.get("y") == "two ü"
-    if kind == "file":
-        assert stat.S_IMODE((home / keystore.FALLBACK_FILE).stat().st_mode) == 0o600
-        store.delete("y")
-        assert not (home / keystore.FALLBACK_FILE).exists()  # no keys left, no file left
+    # long values (the clients' entry grows) survive whole, and leave no parts behind
+    for size in (3500, 2001, 1000, 1001, 0, 4000):
+        value = "".join(chr(0x41 + i % 26) for i in range(size)) + "é" * (size % 3)
+        store.set("long", value)
+        assert store.get("long") == value
+        if names is not None and store.kind == "keychain":
+            parts = [n for n in names() if n.startswith("long#")]
+            assert len(parts) == (0 if len(value) <= 1000 else -(-len(value) // 1000)), parts
+    assert store.delete("long") is True and store.get("long") is None
+    assert store.delete("y") is True
+    if names is not None:
+        assert not [n for n in names() if n in ("x", "y") or n.startswith("long")]
+
+
+@pytest.mark.parametrize("kind", ["keychain", "file"])
+def test_store_contract(kind: str, home: Path) -> None:
+    path = home / keystore.FALLBACK_FILE
+    if kind == "keychain":
+        check_store(keystore.KeyringStore(FileKeyring()), lambda: list(keychain_entries()))
+        return
+    store = keystore.FileStore(path, "test")
+    check_store(store, lambda: list(json.loads(path.read_text())) if path.exists() else [])
+    store.set("z", "kept")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    store.delete("z")
+    assert not path.exists()  # no keys left, no file left
 
 
 # ---- keys set / list / remove ------------------------------------------------------------------
@@ -180,6 +201,18 @@ def read_until(fd: int, marker: bytes, timeout: float = 20.0) -> bytes:
         assert ready, f"no {marker!r} on the terminal: {got!r}"
         got += os.read(fd, 4096)
     return got
+
+
+def test_many_clients_fit(home: Path) -> None:
+    # more clients than one Windows credential (~1280 characters) could hold in one entry
+    names = [f"tool-{i:02d}" for i in range(30)]
+    keys = [clients.create(name) for name in names]
+    assert any(n.startswith("clients#") for n in keychain_entries())
+    assert set(clients.active_digests().values()) == set(names)
+    r = subprocess.run([sys.executable, "-m", "localgate", "token", "list", "--format", "json"],
+                       capture_output=True, text=True, timeout=20)
+    assert [row["name"] for row in json.loads(r.stdout)] == ["default", *names]
+    assert not any(k in r.stdout for k in keys)
 
 
 async def test_parallel_sets_keep_every_key(home: Path) -> None:

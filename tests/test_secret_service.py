@@ -24,7 +24,8 @@ from tests.conftest import auth
 from tests.fakes import FakeUpstream
 from tests.http import HELLO, chat
 from tests.test_daemon import serve, write_config
-from tests.test_keychain import files_under, lg, listed
+from localgate import keystore
+from tests.test_keychain import check_store, files_under, lg, listed
 
 OPENAI_KEY = "sk-secret-service-openai-7d1f0a9c"
 KILO_KEY = "kilo-secret-service-key-3b8e5c21"
@@ -100,9 +101,15 @@ async def secret_service(root: Path) -> AsyncIterator[dict[str, str]]:
 
 
 async def test_store_read_remove_through_a_real_secret_service(
-        home: Path, fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> None:
+        home: Path, fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path_factory.mktemp("secret-service")
     async with secret_service(root) as env:
+        # the store's contract, on the backend production uses here (off the loop: D-Bus)
+        from keyring.backends import SecretService
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", env["DBUS_SESSION_BUS_ADDRESS"])
+        await asyncio.to_thread(check_store, keystore.KeyringStore(SecretService.Keyring()))
+
         env.pop("LOCALGATE_API_KEY")  # the local key is generated and kept there too
         code, out, err = await lg("keys", "set", "openai", stdin=OPENAI_KEY, env=env)
         assert code == 0, err
