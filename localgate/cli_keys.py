@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from typing import Any
 
@@ -58,6 +59,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
         return _fail(str(exc), 2)
     except keystore.KeychainError as exc:
         return _fail(str(exc), 1)
+    except KeyboardInterrupt:  # Ctrl-C at the prompt: nothing was stored
+        print(file=sys.stderr)
+        return 130
 
 
 def _fail(msg: str, code: int) -> int:
@@ -79,7 +83,10 @@ def _slug(settings: Any, name: str, stored: list[str]) -> str:
 
 def _read_key(slug: str) -> str:
     if sys.stdin is not None and sys.stdin.isatty():
-        text = getpass.getpass(f"{slug} API key (input hidden): ")
+        try:
+            text = getpass.getpass(f"{slug} API key (input hidden): ")
+        except EOFError:  # Ctrl-D at the prompt
+            text = ""
     else:
         text = sys.stdin.read() if sys.stdin is not None else ""
     key = text.strip()
@@ -162,5 +169,4 @@ def _env_name(settings: Any, slug: str) -> str | None:
 
 
 def _env_value(name: str) -> str | None:
-    import os
     return os.environ.get(name) or None

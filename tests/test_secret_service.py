@@ -20,11 +20,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from localgate import keystore
 from tests.conftest import auth
 from tests.fakes import FakeUpstream
 from tests.http import HELLO, chat
 from tests.test_daemon import serve, write_config
-from localgate import keystore
 from tests.test_keychain import check_store, files_under, lg, listed
 
 OPENAI_KEY = "sk-secret-service-openai-7d1f0a9c"
