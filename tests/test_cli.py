@@ -62,7 +62,8 @@ def read_config(home: Path) -> dict[str, Any]:
 
 @pytest.mark.parametrize("args", [[], ["run"], ["serve"], ["status"], ["models"], ["default"],
                                   ["token"], ["token", "show"], ["config"], ["config", "path"],
-                                  ["config", "show"]], ids=lambda a: " ".join(a) or "localgate")
+                                  ["config", "show"], ["keys"], ["keys", "set"], ["keys", "list"],
+                                  ["keys", "remove"]], ids=lambda a: " ".join(a) or "localgate")
 def test_help(args: list[str]) -> None:
     r = cli(*args, "--help")
     assert r.returncode == 0, r.stderr
@@ -72,7 +73,7 @@ def test_help(args: list[str]) -> None:
 
 def test_top_level_help_lists_the_commands() -> None:
     out = cli("--help").stdout
-    for cmd in ("run", "serve", "status", "models", "default", "token", "config"):
+    for cmd in ("run", "serve", "status", "models", "default", "token", "keys", "config"):
         assert cmd in out
 
 
