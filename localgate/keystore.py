@@ -48,9 +48,9 @@ class KeyStore(Protocol):
 
 class KeyringStore:
     """Entries of service "localgate" in the keyring backend; backend failures -> KeychainError.
-    A value longer than _PART characters is kept in parts, "NAME#1", "NAME#2"..., behind a
-    head entry saying how many: Windows' Credential Manager holds ~1280 characters an entry,
-    and the clients' entry outgrows that (keyring does not split values itself)."""
+    A value longer than _PART characters is kept in parts ("NAME#GEN.1", "NAME#GEN.2", ...)
+    behind a head entry naming them: Windows' Credential Manager holds ~1280 characters an
+    entry, and the clients' entry outgrows that (keyring does not split values itself)."""
 
     kind = "keychain"
 
@@ -60,32 +60,33 @@ class KeyringStore:
 
     def get(self, name: str) -> str | None:
         head = self._get(name)
-        count = _parts(head)
-        if not count:
+        names = _part_names(name, head)
+        if not names:
             return head
-        parts = [self._get(f"{name}#{i}") for i in range(1, count + 1)]
-        if any(p is None for p in parts):
-            raise KeychainError(f"{name} is incomplete in {self.where} (a part is missing)")
+        parts = [self._get(n) for n in names]
+        if any(p is None for p in parts):  # replaced meanwhile: the caller keeps what it had
+            raise KeychainError(f"{name} changed while it was read from {self.where}")
         return "".join(p for p in parts if p is not None)
 
     def set(self, name: str, value: str) -> None:
-        before = _parts(self._get(name))
+        old = self._get(name)
         parts = [value[i:i + _PART] for i in range(0, len(value), _PART)]
         if len(parts) > 1:
-            for i, part in enumerate(parts, 1):
-                self._set(f"{name}#{i}", part)
-            value = f"{_PARTS_HEAD}{len(parts)}"  # the head last: it names parts all written
+            # new parts under a new generation, then the head: a reader never mixes two values
+            head = f"{_PARTS_HEAD}{len(parts)}:{secrets.token_hex(4)}"
+            for part_name, part in zip(_part_names(name, head), parts, strict=True):
+                self._set(part_name, part)
+            value = head
         self._set(name, value)
-        for i in range(len(parts) + 1 if len(parts) > 1 else 1, before + 1):
-            self._delete(f"{name}#{i}")
+        for part_name in _part_names(name, old):
+            self._delete(part_name)
 
     def delete(self, name: str) -> bool:
         head = self._get(name)
         if head is None:
             return False  # backends raise PasswordDeleteError for a missing entry
-        self._delete(name)
-        for i in range(1, _parts(head) + 1):
-            self._delete(f"{name}#{i}")
+        for entry in (name, *_part_names(name, head)):
+            self._delete(entry)
         return True
 
     def _get(self, name: str) -> str | None:
@@ -104,27 +105,25 @@ class KeyringStore:
 
     @contextlib.contextmanager
     def _mapped(self, verb: str) -> Iterator[None]:
-        from keyring.errors import KeyringError
         try:
             yield
-        except KeyringError as exc:
-            raise KeychainError(f"could not {verb} {self.where}: {_why(exc)}") from exc
         except Exception as exc:
-            # backends leak their transport's own errors (secretstorage, jeepney, pywin32...)
+            # keyring.errors.KeyringError, and the errors backends leak from their transport
+            # (secretstorage, jeepney, pywin32...)
             raise KeychainError(f"could not {verb} {self.where}: {_why(exc)}") from exc
 
 
 _PART = 1000                        # characters per keychain entry (see KeyringStore)
-_PARTS_HEAD = "localgate-parts:"    # + how many: no key or JSON value starts like this
+_PARTS_HEAD = "localgate-parts:"    # + "COUNT:GEN": no key or JSON value starts like this
 
 
-def _parts(head: str | None) -> int:
+def _part_names(name: str, head: str | None) -> list[str]:
     if head is None or not head.startswith(_PARTS_HEAD):
-        return 0
-    try:
-        return max(0, int(head[len(_PARTS_HEAD):]))
-    except ValueError:
-        return 0
+        return []
+    count, _, gen = head[len(_PARTS_HEAD):].partition(":")
+    if not count.isdigit() or not gen:
+        return []
+    return [f"{name}#{gen}.{i}" for i in range(1, int(count) + 1)]
 
 
 def _why(exc: BaseException) -> str:
