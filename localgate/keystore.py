@@ -217,7 +217,7 @@ def _move_in(store: KeyStore, read: Callable[[], dict[str, str]], path: Path) ->
         except (OSError, KeychainError) as exc:  # keep the file: nothing is lost, retried later
             log.warning("could not move %s into %s: %s", path, store.where, exc)
             return
-        _stamp()
+        _touch_stamp()
         path.unlink(missing_ok=True)
     log.info("moved %s into %s", path.name, store.where)
 
@@ -237,7 +237,7 @@ def stamp_file() -> Path:
     return paths.data_dir() / "keys.changed"
 
 
-def _stamp() -> None:
+def _touch_stamp() -> None:
     paths.write_private(stamp_file(), f"{os.getpid()} {os.urandom(4).hex()}\n".encode())
 
 
@@ -264,7 +264,7 @@ def update_json(store: KeyStore, name: str, change: Callable[[Any], Any]) -> Any
     with _keys_lock():
         new = change(read_json(store, name))
         store.set(name, json.dumps(new))
-        _stamp()
+        _touch_stamp()
     return new
 
 
@@ -291,7 +291,7 @@ def set_provider_key(store: KeyStore, slug: str, key: str) -> None:
         slugs = stored_slugs(store)
         if slug not in slugs:
             store.set(INDEX, json.dumps([*slugs, slug]))
-        _stamp()
+        _touch_stamp()
 
 
 def remove_provider_key(store: KeyStore, slug: str) -> bool:
@@ -301,7 +301,7 @@ def remove_provider_key(store: KeyStore, slug: str) -> bool:
         slugs = stored_slugs(store)
         if slug in slugs:
             store.set(INDEX, json.dumps([s for s in slugs if s != slug]))
-        _stamp()
+        _touch_stamp()
     return found
 
 
@@ -326,7 +326,7 @@ def local_key(create: bool = True, store: KeyStore | None = None) -> str | None:
         if not key:
             key = "lg-" + secrets.token_urlsafe(32)
             store.set(LOCAL_KEY, key)
-            _stamp()
+            _touch_stamp()
     return key
 
 
