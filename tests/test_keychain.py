@@ -339,6 +339,19 @@ async def test_no_keychain_falls_back_to_a_file_named_not_encrypted(
         assert len(said) == 1 and "NOT encrypted" in said[0], d.stderr()
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="elsewhere detection finds the real keychain")
+async def test_a_box_without_secret_service_falls_back(home: Path, tmp_path: Path) -> None:
+    # keyring left to detect its backend, as in production, on a session with no D-Bus
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHON_KEYRING_BACKEND", "DBUS_SESSION_BUS_ADDRESS")}
+    env.update(HOME=str(tmp_path / "h"), XDG_CONFIG_HOME=str(tmp_path / "h" / "config"),
+               XDG_DATA_HOME=str(tmp_path / "h" / "data"))
+    code, out, err = await lg("keys", "set", "openai", stdin=OPENAI_KEY, env=env)
+    assert code == 0, err
+    assert "no usable OS keychain (keyring found no backend on this machine)" in err
+    assert json.loads((home / "keys-not-encrypted.json").read_text())["provider:openai"]
+
+
 async def test_keys_stored_without_a_keychain_move_in_when_one_works(
         home: Path, fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
     env = daemon_env(PYTHON_KEYRING_BACKEND=FAIL)
