@@ -80,10 +80,23 @@ def build(settings: Settings, *, config_path: Path | None = None,
     """Everything the daemon needs, wired; blocking (reads files). Call before serving."""
     config_path = config_path or paths.config_file()
     live = Live(settings, catalog or catalog_mod.load(paths.catalog_cache_file()))
-    keys = keystore.EnvKeys()
-    local_key = keystore.local_key(create=True)
+    store = keystore.open_store(adopt_fallback=True)
+    note = keystore.notice(store)
+    if note:
+        log.warning("%s", note)
+    local_key = keystore.local_key(create=True, store=store)
     assert local_key is not None
-    named = {"digests": clients.active_digests()}
+    keys = keystore.Keys(store)
+    keys.refresh()
+    named = {"digests": clients.active_digests(store)}
+
+    def refresh_keys(always: bool) -> None:  # blocking: keychain reads
+        if (always or keys.stale()) and keys.refresh():
+            try:
+                named["digests"] = clients.active_digests(store)
+            except keystore.KeychainError as exc:
+                log.warning("client keys not reread, the last ones stay in use: %s", exc)
+
     auth = LocalAuth(local_key, lambda: keys.provider_key(live.settings.kilo),
                      lambda: named["digests"])
     spend_log = LedgerWriter(paths.ledger_file())
@@ -99,9 +112,9 @@ def build(settings: Settings, *, config_path: Path | None = None,
     state = {"mtime": _mtime(config_path)}
 
     async def reload() -> str:
+        await asyncio.to_thread(refresh_keys, True)  # first: a bad config must not keep old keys
         new = await asyncio.to_thread(config.load, config_path)
         state["mtime"] = await asyncio.to_thread(_mtime, config_path)
-        named["digests"] = await asyncio.to_thread(clients.active_digests)
         _apply(live, new)
         return new.default_model
 
@@ -109,7 +122,7 @@ def build(settings: Settings, *, config_path: Path | None = None,
         while True:
             await asyncio.sleep(CONFIG_POLL_S)
             mtime = await asyncio.to_thread(_mtime, config_path)
-            named["digests"] = await asyncio.to_thread(clients.active_digests)
+            await asyncio.to_thread(refresh_keys, False)
             if mtime != state["mtime"]:
                 state["mtime"] = mtime
                 try:

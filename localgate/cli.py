@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from localgate import __version__, paths, remote
+from localgate import __version__, cli_keys, paths, remote
 from localgate.pricing import exact_dollars
 from localgate.tables import print_rows
 
@@ -43,6 +43,8 @@ def _per_million(price: Any) -> float | None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
+    from localgate import keystore
+    keystore.preload()  # keyring's backend discovery overlaps the imports and config below
     from localgate import config, runtime
     from localgate.errors import ConfigError
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
@@ -60,6 +62,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         asyncio.run(runtime.serve(settings, host, port))
     except runtime.CannotListen as exc:
         return _fail(str(exc))
+    except keystore.KeychainError as exc:
+        return _fail(f"cannot read keys: {exc}")
     except KeyboardInterrupt:
         pass
     return 0
@@ -182,11 +186,11 @@ def cmd_default(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     from localgate import clients, config, keystore
     from localgate.errors import ConfigError
-    if args.token_cmd == "show":
-        key = keystore.local_key(create=True)
-        print(json.dumps({"name": "default", "key": key}) if args.format == "json" else key)
-        return 0
     try:
+        if args.token_cmd == "show":
+            key = keystore.local_key(create=True)
+            print(json.dumps({"name": "default", "key": key}) if args.format == "json" else key)
+            return 0
         if args.token_cmd == "create":
             key = clients.create(args.name)
             if args.daily_usd is not None:
@@ -203,18 +207,21 @@ def cmd_token(args: argparse.Namespace) -> int:
             clients.revoke(args.name)
             print(f"client {args.name!r} revoked{remote.tell_daemon()}")
             return 0
+        store = keystore.open_store()
+        named = sorted(clients.load(store).items())
     except (clients.ClientError, ConfigError) as exc:
         return _fail(str(exc), 2)
+    except keystore.KeychainError as exc:
+        return _fail(str(exc))
     limits = {}
     try:
         limits = {n: c.daily_usd for n, c in config.load().clients.items()}
     except ConfigError:
         pass
     rows = [{"name": "default", "created": None, "revoked": None, "daily_usd": None,
-             "source": "LOCALGATE_API_KEY" if os.environ.get("LOCALGATE_API_KEY") else "file"}]
+             "source": "env" if os.environ.get("LOCALGATE_API_KEY") else store.kind}]
     rows += [{"name": n, "created": v.get("created"), "revoked": v.get("revoked"),
-              "daily_usd": limits.get(n), "source": "file"}
-             for n, v in sorted(clients.load().items())]
+              "daily_usd": limits.get(n), "source": store.kind} for n, v in named]
     print_rows(rows, [("name", "name"), ("created", "created"), ("revoked", "revoked"),
                       ("daily_usd", "daily $ limit"), ("source", "source")], args.format)
     return 0
@@ -458,6 +465,7 @@ def parser() -> argparse.ArgumentParser:
     t = tsub.add_parser("revoke", help="revoke a named key (a running daemon refuses it at once)")
     t.add_argument("name")
     p.set_defaults(fn=cmd_token)
+    cli_keys.add_parser(sub, _fmt)
     p = sub.add_parser("log", help="the latest requests from the spend log, one row each")
     p.add_argument("--limit", type=int, default=50, help="how many rows (default 50)")
     p.add_argument("--since", help="24h, 7d, 30d, today, or an ISO date/time")

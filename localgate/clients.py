@@ -1,20 +1,18 @@
-"""Named local API keys (`localgate token create NAME`). Until the keychain work lands, the
-seam is a 0600 file in the data dir that holds each key's SHA-256, never the key itself: a key
-is shown once, at creation. Blocking file I/O: call off the event loop.
+"""Named local API keys (`localgate token create NAME`): each key's SHA-256, never the key
+itself (a key is shown once, at creation), kept as one JSON entry of the key store (the OS
+keychain; see keystore.py). Blocking (keychain, files): call off the event loop.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
 import secrets
 import time
-from pathlib import Path
 from typing import Any
 
-from localgate import paths
+from localgate import keystore
+from localgate.keystore import KeyStore
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 RESERVED = frozenset({"default", "anonymous", "kilo", "kilo-token"})
@@ -28,54 +26,50 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _file() -> Path:
-    return paths.data_dir() / "clients.json"
-
-
-def load(path: Path | None = None) -> dict[str, dict[str, Any]]:
-    try:
-        data = json.loads((path or _file()).read_text())
-    except (OSError, ValueError):
+def _valid(data: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(data, dict):
         return {}
-    return data if isinstance(data, dict) else {}
+    return {n: v for n, v in data.items() if isinstance(v, dict)}
 
 
-def _save(data: dict[str, dict[str, Any]], path: Path | None = None) -> None:
-    path = path or _file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
+def load(store: KeyStore | None = None) -> dict[str, dict[str, Any]]:
+    """name -> {sha256, created, revoked} for every client ever created."""
+    return _valid(keystore.read_json(store or keystore.open_store(), keystore.CLIENTS))
 
 
-def create(name: str) -> str:
+def create(name: str, store: KeyStore | None = None) -> str:
     """Make a new key for NAME and return it (the only time it is ever shown)."""
     if not NAME_RE.match(name) or name in RESERVED:
         raise ClientError(f"{name!r} is not a usable client name (letters, digits, . _ -; "
                           f"not {', '.join(sorted(RESERVED))})")
-    data = load()
-    if name in data and not data[name].get("revoked"):
-        raise ClientError(f"client {name!r} exists; revoke it first to issue a new key")
     key = "lg-" + secrets.token_urlsafe(32)
-    data[name] = {"sha256": digest(key), "created": _now(), "revoked": None}
-    _save(data)
+
+    def add(current: Any) -> dict[str, dict[str, Any]]:
+        data = _valid(current)
+        if name in data and not data[name].get("revoked"):
+            raise ClientError(f"client {name!r} exists; revoke it first to issue a new key")
+        data[name] = {"sha256": digest(key), "created": _now(), "revoked": None}
+        return data
+
+    keystore.update_json(store or keystore.open_store(), keystore.CLIENTS, add)
     return key
 
 
-def revoke(name: str) -> None:
-    data = load()
-    if name not in data or data[name].get("revoked"):
-        raise ClientError(f"no active client named {name!r} (see `localgate token list`)")
-    data[name]["revoked"] = _now()
-    _save(data)
+def revoke(name: str, store: KeyStore | None = None) -> None:
+    def mark(current: Any) -> dict[str, dict[str, Any]]:
+        data = _valid(current)
+        if name not in data or data[name].get("revoked"):
+            raise ClientError(f"no active client named {name!r} (see `localgate token list`)")
+        data[name]["revoked"] = _now()
+        return data
+
+    keystore.update_json(store or keystore.open_store(), keystore.CLIENTS, mark)
 
 
-def active_digests(path: Path | None = None) -> dict[str, str]:
+def active_digests(store: KeyStore | None = None) -> dict[str, str]:
     """sha256 -> client name, for the daemon's auth."""
-    return {v["sha256"]: n for n, v in load(path).items()
-            if isinstance(v, dict) and v.get("sha256") and not v.get("revoked")}
+    return {v["sha256"]: n for n, v in load(store).items()
+            if isinstance(v.get("sha256"), str) and not v.get("revoked")}
 
 
 def _now() -> str:

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AuthRequired", "BodyTooLarge", "ByokRefused", "ConfigError", "Forbidden", "GatewayError",
-    "InvalidRequest",
+    "InvalidRequest", "KeychainError",
     "ModelNotFound", "PaidModelAuthRequired", "Paused", "ProviderKeyMissing", "RateLimited",
     "SpendLogUnavailable", "UnsupportedMediaType", "UpstreamError", "UpstreamTimeout",
 ]
@@ -114,3 +114,8 @@ class ByokRefused(GatewayError):
 
 class ConfigError(Exception):
     """A known config key holds a bad value; the message names the key and what it expects."""
+
+
+class KeychainError(Exception):
+    """The keychain (or the fallback key file) failed; the message names the store, never a
+    key. Not a client error: the daemon keeps its last keys and says why."""

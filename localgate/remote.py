@@ -40,16 +40,18 @@ def http(method: str, url: str, key: str | None = None, timeout: float = 2.0) ->
 
 
 def tell_daemon() -> str:
-    """Ask a running daemon to reread config and client keys; a note for the user."""
+    """Ask a running daemon to reread config and keys (provider and client); a note for the
+    user."""
     from localgate import keystore
     state = daemon()
     if not state:
         return ""
     try:
-        http("POST", daemon_url(state) + "/localgate/reload", key=keystore.local_key())
+        http("POST", daemon_url(state) + "/localgate/reload", key=keystore.local_key(create=False))
         return " (the running daemon uses it from the next request)"
-    except (OSError, ValueError) as exc:
-        return f" (the running daemon did not confirm: {exc}; it rereads its files shortly)"
+    except (OSError, ValueError, keystore.KeychainError) as exc:
+        return (f" (the running daemon did not confirm: {exc}; it picks the change up "
+                "within seconds)")
 
 
 class NotRunning(Exception):

@@ -4,7 +4,8 @@ daemon started in-process exactly as `localgate serve` starts it (runtime.start)
 from __future__ import annotations
 
 import asyncio
-
+import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,35 @@ def blockbuster() -> Iterator[None]:
         yield
 
 
+ROOT = Path(__file__).resolve().parent.parent
+TEST_KEYRING = "tests.keyring_backend.FileKeyring"
+
+
+def use_keyring(monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
+    """Select a keyring backend through keyring's own configuration, for this process (whose
+    keyring caches its backend) and for every subprocess the test starts."""
+    import keyring.core
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", backend)
+    keyring.core.init_backend()
+
+
+def keychain_entries() -> dict[str, str]:
+    """What the test keychain holds for service "localgate": entry name -> secret."""
+    path = Path(os.environ["LOCALGATE_TEST_KEYRING"])
+    data = json.loads(path.read_text()) if path.exists() else {}
+    return {json.loads(k)[1]: v for k, v in data.items() if json.loads(k)[0] == "localgate"}
+
+
 @pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LOCALGATE_HOME", str(tmp_path))
     monkeypatch.setenv("LOCALGATE_API_KEY", LOCAL_KEY)
-    # keyring's own configuration: a backend that never touches the developer's keychain
-    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+    # keyring's own configuration: a working backend whose file lies outside LOCALGATE_HOME
+    # (tests look for keys in every file there) and never the developer's keychain
+    monkeypatch.setenv("LOCALGATE_TEST_KEYRING", f"{tmp_path}-keyring/keyring.json")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))  # subprocesses import it
+    use_keyring(monkeypatch, TEST_KEYRING)
     for var in PROVIDER_ENV + ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy",
                                "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import socket
-import stat
 import subprocess
 import sys
 import tomllib
@@ -22,7 +21,7 @@ import pytest
 import tomli_w
 
 import localgate
-from tests.conftest import LOCAL_KEY
+from tests.conftest import LOCAL_KEY, keychain_entries
 
 SONNET = "anthropic/claude-sonnet-4.6"
 
@@ -63,7 +62,8 @@ def read_config(home: Path) -> dict[str, Any]:
 
 @pytest.mark.parametrize("args", [[], ["run"], ["serve"], ["status"], ["models"], ["default"],
                                   ["token"], ["token", "show"], ["config"], ["config", "path"],
-                                  ["config", "show"]], ids=lambda a: " ".join(a) or "localgate")
+                                  ["config", "show"], ["keys"], ["keys", "set"], ["keys", "list"],
+                                  ["keys", "remove"]], ids=lambda a: " ".join(a) or "localgate")
 def test_help(args: list[str]) -> None:
     r = cli(*args, "--help")
     assert r.returncode == 0, r.stderr
@@ -73,7 +73,7 @@ def test_help(args: list[str]) -> None:
 
 def test_top_level_help_lists_the_commands() -> None:
     out = cli("--help").stdout
-    for cmd in ("run", "serve", "status", "models", "default", "token", "config"):
+    for cmd in ("run", "serve", "status", "models", "default", "token", "keys", "config"):
         assert cmd in out
 
 
@@ -310,15 +310,12 @@ def test_token_show_generates_and_keeps_a_key(home: Path) -> None:
     assert r1.returncode == 0, r1.stderr
     key = r1.stdout.strip()
     assert len(key) >= 32 and key.isprintable() and " " not in key
-    path = home / "local-key"
-    assert path.exists()
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    stored = path.read_text().strip() == key
-    assert stored, "the key printed is not the key stored"
+    stored = keychain_entries().get("local-api-key") == key
+    assert stored, "the key printed is not the key kept in the keychain"
+    assert not any(key in p.read_text(errors="replace") for p in home.rglob("*") if p.is_file())
     r2 = cli("token", "show", env=env)
     same = r2.stdout.strip() == key
     assert same, "a second `token show` printed a different key"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
     # the env key, when set, takes precedence over the stored one
     env_first = cli("token", "show").stdout.strip() == LOCAL_KEY
     assert env_first, "LOCALGATE_API_KEY did not take precedence"

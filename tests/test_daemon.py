@@ -101,10 +101,10 @@ async def _launch(home: Path, env: dict[str, str] | None, port: int, *args: str,
 
 @contextlib.asynccontextmanager
 async def serve(home: Path, env: dict[str, str] | None = None, port: int | None = None,
-                command: str = "serve") -> AsyncIterator[Served]:
+                command: str = "serve", args: tuple[str, ...] = ()) -> AsyncIterator[Served]:
     """`localgate serve --port N` in a subprocess, ready (first /health answered); killed after."""
     port = port or free_port()
-    proc, log, t0 = await _launch(home, env, port, command=command)
+    proc, log, t0 = await _launch(home, env, port, *args, command=command)
     d = Served(proc, port, log)
     try:
         async with aiohttp.ClientSession() as http:

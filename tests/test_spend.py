@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import re
@@ -27,7 +28,7 @@ import pytest
 from aiohttp import web
 
 from localgate import config, runtime
-from tests.conftest import LOCAL_KEY, Daemon, StartDaemon, auth
+from tests.conftest import LOCAL_KEY, Daemon, StartDaemon, auth, keychain_entries
 from tests.fakes import FakeUpstream
 from tests.http import Reply, chat, openai_at
 from tests.test_daemon import acli, daemon_env, serve, write_config
@@ -781,8 +782,9 @@ async def test_named_client_keys_limits_and_revoke(home: Path, fake: FakeUpstrea
             assert code == 0 and key not in out + err and "ci" in out
         listed = {c["name"]: c for c in json.loads(lists[1][1])}
         assert listed["ci"]["daily_usd"] == 0.01 and listed["ci"]["revoked"] is None
-        clients_file = await asyncio.to_thread((home / "clients.json").read_text)
-        assert key not in clients_file
+        entries = await asyncio.to_thread(keychain_entries)
+        assert key not in str(entries) and hashlib.sha256(key.encode()).hexdigest() in \
+            entries["clients"], "the keychain must hold the client key's hash, never the key"
 
         fake.knobs.usage = {"prompt_tokens": 10_000, "completion_tokens": 1000}
         small = {"model": BYOK, "messages": HELLO, "max_tokens": 100}
