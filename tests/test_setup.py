@@ -235,8 +235,9 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def clients_of(home: Path) -> dict[str, dict[str, Any]]:
-    path = home / "clients.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    """The named clients as the keychain (the tests' keyring backend) holds them."""
+    from localgate import clients
+    return clients.load()
 
 
 def active(home: Path, key: str) -> str | None:
