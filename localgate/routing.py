@@ -125,8 +125,9 @@ def route(model: str, settings: Settings, catalog: Catalog, keys: KeyLookup, *,
             return Route(model, slug, BYOK, prov, native_id, key, entry, False,
                          settings.fallback_to_gateway and prov.builtin)
         if not prov.builtin:
-            raise ProviderKeyMissing(f"{model} needs the key of provider {slug!r}: set the "
-                                     f"environment variable {prov.key_env}")
+            raise ProviderKeyMissing(f"{model} needs the key of provider {slug!r}: "
+                                     f"`localgate keys set {slug}`, or set the environment "
+                                     f"variable {prov.key_env}")
     found = _gateway_route(model, slug, entry, False, settings, keys, GATEWAY)
     if found is not None:
         return found
@@ -136,10 +137,10 @@ def route(model: str, settings: Settings, catalog: Catalog, keys: KeyLookup, *,
 def _no_key_message(model: str, prov: Provider | None, settings: Settings) -> str:
     own = ""
     if prov is not None and prov.key_env and not prov.gateway and prov.api in ADAPTERS:
-        own = f"your own {prov.name} key ({prov.key_env}) or "
+        own = f"your own {prov.name} key (`localgate keys set {prov.slug}`, or {prov.key_env}) or "
     gw = settings.providers[settings.gateway]
     return (f"no key to reach {model}: add {own}a key for the {gw.name} "
-            f"({gw.key_env})")
+            f"(`localgate keys set {gw.slug}`, or {gw.key_env})")
 
 
 def fallback(rt: Route, settings: Settings, keys: KeyLookup) -> Route | None:

@@ -296,6 +296,15 @@ async def test_wrong_key_is_401(start_daemon: StartDaemon, fake: FakeUpstream) -
     assert fake.seen == []
 
 
+async def test_no_provider_key_says_which_key_to_add(daemon: Daemon, fake: FakeUpstream) -> None:
+    r = await chat(daemon, {"model": "openai/gpt-5.2", "messages": HELLO})
+    err = assert_error(r, 401, "authentication_required")
+    msg = err["message"]
+    assert "`localgate keys set openai`" in msg and "OPENAI_API_KEY" in msg, msg
+    assert "`localgate keys set kilo`" in msg and "KILO_API_KEY" in msg, msg
+    assert fake.seen == []
+
+
 async def test_x_api_key_and_kilo_key_are_local_keys(start_daemon: StartDaemon,
                                                      fake: FakeUpstream) -> None:
     d = await start_daemon(FAST, KILO_API_KEY=KILO_KEY)
