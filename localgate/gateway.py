@@ -50,6 +50,7 @@ class Live:
     settings: Settings
     catalog: Catalog
     paused: bool = False   # proxied requests get 503 `paused` (tray, CLI, dashboard)
+    upstream_failed: bool = False  # the last upstream call failed (the tray's badge)
 
     def check_paused(self) -> None:
         if self.paused:
