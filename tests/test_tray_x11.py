@@ -1,0 +1,284 @@
+"""The tray for real: `localgate run` on a virtual X display (Xvfb) with a session D-Bus and an
+XEmbed tray host (trayer). Its icon docks; the menu is opened with xdotool and its items are
+found and invoked by name through AT-SPI (Debian's python3-pyatspi, run by the system python).
+A screenshot of the open menu is kept in tests/artifacts/.
+
+Without these tools the test skips with the reason, except in CI (CI set), where it must run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import tomli_w
+
+from tests.conftest import LOCAL_KEY, auth, merge, provider_doc
+from tests.fakes import FakeUpstream
+from tests.test_daemon import OPENAI_KEY, daemon_env, serve
+
+HERE = Path(__file__).resolve().parent
+ARTIFACTS = HERE / "artifacts"
+SYSTEM_PYTHON = "/usr/bin/python3"
+TOOLS = ("Xvfb", "trayer", "xdotool", "dbus-daemon", "xclip")
+HELLO = [{"role": "user", "content": "hi"}]
+
+
+def _missing() -> list[str]:
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if not Path(SYSTEM_PYTHON).exists():
+        missing.append(SYSTEM_PYTHON)
+    elif not any(Path(p, "pyatspi").is_dir() for p in ("/usr/lib/python3/dist-packages",)):
+        missing.append("python3-pyatspi")
+    if not Path("/usr/lib/python3/dist-packages/gi").is_dir():
+        missing.append("python3-gi")
+    return missing
+
+
+def _require_tools() -> None:
+    missing = _missing()
+    if missing and not os.environ.get("CI"):
+        pytest.skip(f"needs {', '.join(missing)} (Debian packages; `.ci/run` installs them)")
+    assert not missing, f"CI must have {missing}: .ci/run installs them"
+
+
+async def _run(*argv: str, env: dict[str, str], timeout: float = 10.0) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(errors="replace")
+
+
+class Desktop:
+    """Xvfb + a session bus + trayer, torn down in reverse order."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: list[asyncio.subprocess.Process] = []
+        self.env: dict[str, str] = {}
+
+    async def start(self) -> None:
+        rfd, wfd = os.pipe()
+        xvfb = await asyncio.create_subprocess_exec(
+            "Xvfb", "-displayfd", str(wfd), "-screen", "0", "800x600x24", "-nolisten", "tcp",
+            pass_fds=(wfd,), stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL)
+        os.close(wfd)
+        self.procs.append(xvfb)
+        display = (await asyncio.wait_for(asyncio.to_thread(os.read, rfd, 16), 10)).decode()
+        os.close(rfd)
+        env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY",)}
+        env.update(DISPLAY=f":{display.strip()}", XDG_SESSION_TYPE="x11",
+                   HOME=str(self.tmp / "user"), XDG_CONFIG_HOME=str(self.tmp / "user/.config"),
+                   XDG_RUNTIME_DIR=str(self.tmp / "run"), NO_AT_BRIDGE="0")
+        env.pop("PYSTRAY_BACKEND", None)
+        for d in ("user", "run"):
+            (self.tmp / d).mkdir(mode=0o700, exist_ok=True)
+        bus = await asyncio.create_subprocess_exec(
+            "dbus-daemon", "--session", "--nofork", "--print-address=1", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        self.procs.append(bus)
+        assert bus.stdout is not None
+        env["DBUS_SESSION_BUS_ADDRESS"] = (await asyncio.wait_for(bus.stdout.readline(),
+                                                                  10)).decode().strip()
+        self.env = env
+        self.procs.append(await asyncio.create_subprocess_exec(
+            "trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
+            "--height", "32", "--SetDockType", "true", "--transparent", "false", env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL))
+
+    async def stop(self) -> None:
+        for p in reversed(self.procs):
+            if p.returncode is None:
+                p.terminate()
+                try:
+                    await asyncio.wait_for(p.wait(), 5)
+                except asyncio.TimeoutError:
+                    p.kill()
+                    await p.wait()
+
+    async def icon_center(self, within: float = 10.0) -> tuple[int, int]:
+        """Where the docked icon is: the middle of trayer's panel once it holds one icon."""
+        deadline = time.monotonic() + within
+        while True:
+            code, out = await _run("xdotool", "search", "--onlyvisible", "--class", "trayer",
+                                   "getwindowgeometry", "%@", env=self.env)
+            boxes = re.findall(r"Position: (\d+),(\d+).*?Geometry: (\d+)x(\d+)", out, re.S)
+            for x, y, w, h in map(lambda b: tuple(map(int, b)), boxes):
+                if w >= 24 and h >= 24:  # the panel grows from its empty size when docked
+                    return x + w // 2, y + h // 2
+            if time.monotonic() > deadline:
+                pytest.fail(f"no icon docked in trayer within {within} s: {out}")
+            await asyncio.sleep(0.2)
+
+    async def open_menu(self, at: tuple[int, int]) -> None:
+        code, out = await _run("xdotool", "mousemove", str(at[0]), str(at[1]), "click", "3",
+                               env=self.env)
+        assert code == 0, out
+
+    async def close_menu(self) -> None:
+        code, out = await _run("xdotool", "key", "Escape", env=self.env)
+        assert code == 0, out
+
+    async def driver(self, *args: str) -> Any:
+        code, out = await _run(SYSTEM_PYTHON, str(HERE / "atspi_driver.py"), *args,
+                               env=self.env, timeout=20)
+        assert code == 0, f"atspi_driver {args}: {out}"
+        return json.loads(out.strip().splitlines()[-1])
+
+    async def invoke(self, at: tuple[int, int], name: str) -> None:
+        await self.open_menu(at)
+        await self.driver("invoke", name)
+
+    async def screenshot(self, path: Path) -> None:
+        from PIL import ImageGrab
+        path.parent.mkdir(exist_ok=True)
+        img = await asyncio.to_thread(ImageGrab.grab, xdisplay=self.env["DISPLAY"])
+        await asyncio.to_thread(img.save, path)
+
+
+@contextlib.asynccontextmanager
+async def desktop(tmp: Path) -> AsyncIterator[Desktop]:
+    d = Desktop(tmp)
+    try:
+        await d.start()
+        yield d
+    finally:
+        await d.stop()
+
+
+async def _until(check: Any, what: str, within: float = 5.0) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {within} s")
+        await asyncio.sleep(0.1)
+
+
+async def _get(url: str, path: str, **kw: Any) -> tuple[int, Any, Any]:
+    async with aiohttp.ClientSession() as s, s.request(kw.pop("method", "GET"), url + path,
+                                                        **kw) as r:
+        return r.status, r.headers, await r.json(content_type=None)
+
+
+async def test_tray_menu_on_a_real_desktop(home: Path, fake: FakeUpstream,
+                                           tmp_path_factory: pytest.TempPathFactory) -> None:
+    _require_tools()
+    doc = merge(provider_doc(fake.url), {"limits": {"daily_usd": 5.0}})
+    (home / "config.toml").write_bytes(tomli_w.dumps(doc).encode())
+    browser = home / "browser.sh"
+    opened = home / "opened-url"
+    browser.write_text(f"#!/bin/sh\nprintf %s \"$1\" > {opened}\n")
+    browser.chmod(0o700)
+    t0 = time.monotonic()
+    async with desktop(tmp_path_factory.mktemp("desktop")) as x:
+        env = daemon_env(**x.env, OPENAI_API_KEY=OPENAI_KEY, BROWSER=str(browser))
+        async with serve(home, env, command="run") as d:
+            at = await x.icon_center()
+            await x.open_menu(at)
+            items = await x.driver("dump")
+            await x.screenshot(ARTIFACTS / "tray-menu.png")
+            names = [i["name"] for i in items]
+            for label in ("Default model", "Open dashboard", "Copy base URL", "Copy API key",
+                          "Pause", "Start at login", "Quit"):
+                assert label in names, names
+            assert f"localgate 127.0.0.1:{d.port} — running" in names, names
+            assert "Today: $0.00 of $5.00" in names, names
+            radios = {i["name"]: i["checked"] for i in items if i["role"] == "check menu item"}
+            assert radios["kilo-auto/balanced"] is True and radios["openai/gpt-5.2"] is False
+            await x.close_menu()
+            await x.invoke(at, "openai/gpt-5.2")
+
+            async def chosen() -> bool:
+                return 'default_model = "openai/gpt-5.2"' in (home / "config.toml").read_text()
+            await _until(chosen, "config.toml names the model chosen in the tray")
+            status, headers, _ = await _get(d.url, "/v1/chat/completions", method="POST",
+                                            json={"model": "localgate/default",
+                                                  "messages": HELLO}, headers=auth())
+            assert status == 200 and headers["x-localgate-model"] == "openai/gpt-5.2"
+            assert fake.last.body["model"] == "gpt-5.2"
+
+            await x.invoke(at, "Pause")
+
+            async def paused() -> bool:
+                return (await _get(d.url, "/health"))[2]["paused"] is True
+            await _until(paused, "/health says paused after Pause")
+            status, _, body = await _get(d.url, "/v1/chat/completions", method="POST",
+                                         json={"model": "openai/gpt-5.2", "messages": HELLO},
+                                         headers=auth())
+            assert status == 503 and body["error"]["code"] == "paused"
+            await x.open_menu(at)
+            await x.screenshot(ARTIFACTS / "tray-menu-paused.png")
+            await x.driver("invoke", "Resume")  # the same item now reads Resume
+
+            async def resumed() -> bool:
+                return (await _get(d.url, "/health"))[2]["paused"] is False
+            await _until(resumed, "/health says not paused after Resume")
+
+            await x.invoke(at, "Copy base URL")
+
+            async def clipboard() -> str:
+                code, out = await _run("xclip", "-o", "-selection", "clipboard", env=x.env)
+                return out if code == 0 and out else ""
+            assert await _until(clipboard, "the base URL on the clipboard") == f"{d.url}/v1"
+            await x.invoke(at, "Copy API key")
+
+            async def key_copied() -> bool:
+                return await clipboard() == LOCAL_KEY
+            await _until(key_copied, "the API key on the clipboard")
+
+            await x.invoke(at, "Start at login")
+            entry = Path(x.env["XDG_CONFIG_HOME"]) / "autostart" / "localgate.desktop"
+            await _until(lambda: _exists(entry), "the XDG autostart entry written")
+            assert f"Exec=env LOCALGATE_HOME={home} {sys.executable} -m localgate run" \
+                in entry.read_text()
+
+            await x.invoke(at, "Open dashboard")
+            await _until(lambda: _exists(opened), "the browser opened")
+            assert re.fullmatch(rf"{re.escape(d.url)}/localgate/login\?token=[\w-]{{20,}}",
+                                opened.read_text())
+
+            await x.invoke(at, "Quit")
+            assert await d.exit_code(10.0) == 0, d.stderr()
+            assert not (home / "daemon.json").exists()
+            assert "Traceback" not in d.stderr(), d.stderr()
+    print(f"\nX session with the tray: {time.monotonic() - t0:.1f} s")
+
+
+async def _exists(p: Path) -> bool:
+    return p.exists()
+
+
+async def test_sigterm_quits_the_tray_cleanly(home: Path, fake: FakeUpstream,
+                                              tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Logout or `kill` while the GTK loop owns the main thread: exit 0, state file gone."""
+    _require_tools()
+    (home / "config.toml").write_bytes(tomli_w.dumps(provider_doc(fake.url)).encode())
+    async with desktop(tmp_path_factory.mktemp("desktop")) as x, \
+            serve(home, daemon_env(**x.env), command="run") as d:
+        await x.icon_center()
+        d.proc.send_signal(signal.SIGTERM)
+        assert await d.exit_code(10.0) == 0, d.stderr()
+        assert not (home / "daemon.json").exists()
