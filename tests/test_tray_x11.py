@@ -194,7 +194,7 @@ async def test_tray_menu_on_a_real_desktop(home: Path, fake: FakeUpstream,
     browser.chmod(0o700)
     t0 = time.monotonic()
     async with desktop(tmp_path_factory.mktemp("desktop")) as x:
-        env = daemon_env(**x.env, OPENAI_API_KEY=OPENAI_KEY, BROWSER=str(browser))
+        env = daemon_env("PYSTRAY_BACKEND", **x.env, OPENAI_API_KEY=OPENAI_KEY, BROWSER=str(browser))
         async with serve(home, env, command="run") as d:
             at = await x.icon_center()
             await x.open_menu(at)
@@ -277,7 +277,7 @@ async def test_sigterm_quits_the_tray_cleanly(home: Path, fake: FakeUpstream,
     _require_tools()
     (home / "config.toml").write_bytes(tomli_w.dumps(provider_doc(fake.url)).encode())
     async with desktop(tmp_path_factory.mktemp("desktop")) as x, \
-            serve(home, daemon_env(**x.env), command="run") as d:
+            serve(home, daemon_env("PYSTRAY_BACKEND", **x.env), command="run") as d:
         await x.icon_center()
         d.proc.send_signal(signal.SIGTERM)
         assert await d.exit_code(10.0) == 0, d.stderr()

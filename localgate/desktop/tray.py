@@ -48,6 +48,7 @@ class Tray:
                  copy: Callable[[str], None] | None = None,
                  relabel: Callable[[Any, dict[str, str]], None] | None = None,
                  on_ready: Callable[[], None] | None = None,
+                 open_url: Callable[[str], bool] | None = None,
                  menu_hint: str | None = None) -> None:
         self._c = controller
         self._pystray = pystray
@@ -55,6 +56,7 @@ class Tray:
         self._copy = copy or clipboard.copy
         self._relabel = relabel      # changes an open menu's labels in place (GTK backends)
         self._on_ready = on_ready    # runs once the icon is shown
+        self._open_url = open_url    # default: webbrowser.open
         self._menu_hint = menu_hint  # said once when this backend shows no menu
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tray-action")
         self._stop = threading.Event()
@@ -129,7 +131,7 @@ class Tray:
     def _open_dashboard(self) -> None:
         import webbrowser
         url = self._c.dashboard_url()  # holds a one-time token: never logged
-        if not webbrowser.open(url):
+        if not (self._open_url or webbrowser.open)(url):
             raise RuntimeError("no web browser could be started")
 
     def _copy_base_url(self) -> None:
