@@ -68,6 +68,16 @@ async def _run(*argv: str, env: dict[str, str], timeout: float = 10.0) -> tuple[
     return proc.returncode, out.decode(errors="replace")
 
 
+def _read_line(fd: int) -> str:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 16)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode()
+
+
 class Desktop:
     """Xvfb + a session bus + trayer, torn down in reverse order."""
 
@@ -78,14 +88,16 @@ class Desktop:
 
     async def start(self) -> None:
         rfd, wfd = os.pipe()
-        xvfb = await asyncio.create_subprocess_exec(
-            "Xvfb", "-displayfd", str(wfd), "-screen", "0", "800x600x24", "-nolisten", "tcp",
-            pass_fds=(wfd,), stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL)
+        xlog = self.tmp / "xvfb.log"
+        with xlog.open("wb") as errf:
+            xvfb = await asyncio.create_subprocess_exec(
+                "Xvfb", "-displayfd", str(wfd), "-screen", "0", "800x600x24", "-nolisten",
+                "tcp", pass_fds=(wfd,), stdout=asyncio.subprocess.DEVNULL, stderr=errf)
         os.close(wfd)
         self.procs.append(xvfb)
-        display = (await asyncio.wait_for(asyncio.to_thread(os.read, rfd, 16), 10)).decode()
+        display = (await asyncio.wait_for(asyncio.to_thread(_read_line, rfd), 10)).strip()
         os.close(rfd)
+        assert display.isdigit(), f"Xvfb gave no display: {xlog.read_text(errors='replace')}"
         env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY",)}
         env.update(DISPLAY=f":{display.strip()}", XDG_SESSION_TYPE="x11",
                    HOME=str(self.tmp / "user"), XDG_CONFIG_HOME=str(self.tmp / "user/.config"),
@@ -116,7 +128,8 @@ class Desktop:
                     p.kill()
                     await p.wait()
 
-    async def icon_center(self, within: float = 10.0) -> tuple[int, int]:
+    async def icon_center(self, within: float = 10.0,
+                          log: Any = lambda: "") -> tuple[int, int]:
         """Where the docked icon is: the middle of trayer's panel once it holds one icon."""
         deadline = time.monotonic() + within
         while True:
@@ -127,7 +140,7 @@ class Desktop:
                 if w >= 24 and h >= 24:  # the panel grows from its empty size when docked
                     return x + w // 2, y + h // 2
             if time.monotonic() > deadline:
-                pytest.fail(f"no icon docked in trayer within {within} s: {out}")
+                pytest.fail(f"no icon docked in trayer within {within} s: {out}\n{log()}")
             await asyncio.sleep(0.2)
 
     async def open_menu(self, at: tuple[int, int]) -> None:
@@ -282,3 +295,27 @@ async def test_sigterm_quits_the_tray_cleanly(home: Path, fake: FakeUpstream,
         d.proc.send_signal(signal.SIGTERM)
         assert await d.exit_code(10.0) == 0, d.stderr()
         assert not (home / "daemon.json").exists()
+
+
+async def test_without_pygobject_a_click_opens_the_dashboard(
+        home: Path, fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """pystray's xorg backend (where PyGObject is missing) has no menu: the icon still docks,
+    a click opens the dashboard, and one line says how to get the menu."""
+    _require_tools()
+    (home / "config.toml").write_bytes(tomli_w.dumps(provider_doc(fake.url)).encode())
+    browser, opened = home / "browser.sh", home / "opened-url"
+    browser.write_text(f"#!/bin/sh\nprintf %s \"$1\" > {opened}\n")
+    browser.chmod(0o700)
+    async with desktop(tmp_path_factory.mktemp("desktop")) as x:
+        env = daemon_env(**x.env, PYSTRAY_BACKEND="xorg", BROWSER=str(browser))
+        async with serve(home, env, command="run") as d:
+            at = await x.icon_center(log=d.stderr)
+            code, out = await _run("xdotool", "mousemove", str(at[0]), str(at[1]), "click", "1",
+                                   env=x.env)
+            assert code == 0, out
+            await _until(lambda: _exists(opened), "the browser opened by a click on the icon")
+            assert opened.read_text().startswith(f"{d.url}/localgate/login?token=")
+            hint = [line for line in d.stderr().splitlines() if "PyGObject" in line]
+            assert len(hint) == 1 and "python3-gi" in hint[0], d.stderr()
+            d.proc.send_signal(signal.SIGTERM)
+            assert await d.exit_code(10.0) == 0, d.stderr()

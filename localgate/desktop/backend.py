@@ -218,3 +218,15 @@ def relabel_open_menu(icon: Any, changes: Mapping[str, str]) -> None:
             if label in changes:
                 child.set_label(changes[label])
     on_gtk_thread(apply)
+
+
+def enable_xorg_clicks(icon: Any) -> None:
+    """pystray 0.19's xorg backend never asks X for button presses on its icon window, so a
+    click reaches nobody (pystray issue #151): ask for them, keeping its own event mask."""
+    from Xlib import X
+    window = getattr(icon, "_window", None)
+    if window is None:  # another pystray version: nothing to mend
+        return
+    window.change_attributes(event_mask=X.ExposureMask | X.StructureNotifyMask |
+                             X.ButtonPressMask)
+    icon._display.flush()

@@ -77,6 +77,8 @@ def _make_tray(server: runtime.ServerThread, pystray: Any, choice: backend.Choic
                 copy=clipboard.gtk_copy if gtk else clipboard.copy,
                 relabel=backend.relabel_open_menu if gtk else None, on_ready=ready,
                 menu_hint=choice.note if choice.backend == "xorg" else None)
+    if choice.backend == "xorg":
+        backend.enable_xorg_clicks(tray.icon)
     return tray
 
 
