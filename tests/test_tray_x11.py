@@ -221,6 +221,16 @@ async def test_tray_menu_on_a_real_desktop(home: Path, fake: FakeUpstream,
             assert "Today: $0.00 of $5.00" in names, names
             radios = {i["name"]: i["checked"] for i in items if i["role"] == "check menu item"}
             assert radios["kilo-auto/balanced"] is True and radios["openai/gpt-5.2"] is False
+            # a paid request while the menu is open: its spend line follows, still open
+            status, _, _ = await _get(d.url, "/v1/chat/completions", method="POST",
+                                      json={"model": "openai/gpt-5.2", "messages": HELLO},
+                                      headers=auth())
+            assert status == 200
+
+            async def spend_shown() -> bool:
+                names = [i["name"] for i in await x.driver("dump", "--wait", "0")]
+                return "Today: $0.0001 of $5.00" in names
+            await _until(spend_shown, "the open menu shows the new spend", within=6.0)
             await x.close_menu()
             await x.invoke(at, "openai/gpt-5.2")
 
