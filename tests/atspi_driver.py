@@ -3,6 +3,7 @@
 Runs under the system python (`/usr/bin/python3`, Debian's python3-pyatspi), not the venv:
     atspi_driver.py dump              -> JSON list of {role, name, checked, depth} of the menu
     atspi_driver.py invoke NAME       -> activate the first menu item named NAME ("click")
+    atspi_driver.py point NAME        -> {"x", "y"}: the middle of that item on the screen
 Waits up to --wait seconds for the menu (or the item) to appear. Exit 2 when not found.
 """
 
@@ -59,7 +60,7 @@ def _menu_items(wait: float):
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["dump", "invoke"])
+    ap.add_argument("cmd", choices=["dump", "invoke", "point"])
     ap.add_argument("name", nargs="?")
     ap.add_argument("--wait", type=float, default=5.0)
     args = ap.parse_args()
@@ -70,6 +71,10 @@ def main() -> int:
             print(json.dumps([{k: v for k, v in i.items() if k != "acc"} for i in items]))
             return 0 if items else 2
         found = [i for i in items if i["name"] == args.name]
+        if found and args.cmd == "point":
+            box = found[0]["acc"].queryComponent().getExtents(pyatspi.DESKTOP_COORDS)
+            print(json.dumps({"x": box.x + box.width // 2, "y": box.y + box.height // 2}))
+            return 0
         if found:
             action = found[0]["acc"].queryAction()
             names = [action.getName(n) for n in range(action.nActions)]

@@ -149,8 +149,9 @@ class Desktop:
         assert code == 0, out
 
     async def close_menu(self) -> None:
-        code, out = await _run("xdotool", "key", "Escape", env=self.env)
-        assert code == 0, out
+        for _ in range(2):  # the submenu, then the menu
+            code, out = await _run("xdotool", "key", "Escape", env=self.env)
+            assert code == 0, out
 
     async def driver(self, *args: str) -> Any:
         code, out = await _run(SYSTEM_PYTHON, str(HERE / "atspi_driver.py"), *args,
@@ -207,7 +208,8 @@ async def test_tray_menu_on_a_real_desktop(home: Path, fake: FakeUpstream,
     browser.chmod(0o700)
     t0 = time.monotonic()
     async with desktop(tmp_path_factory.mktemp("desktop")) as x:
-        env = daemon_env("PYSTRAY_BACKEND", **x.env, OPENAI_API_KEY=OPENAI_KEY, BROWSER=str(browser))
+        env = daemon_env("PYSTRAY_BACKEND", **x.env, OPENAI_API_KEY=OPENAI_KEY,
+                         BROWSER=str(browser))
         async with serve(home, env, command="run") as d:
             at = await x.icon_center()
             await x.open_menu(at)
@@ -231,12 +233,18 @@ async def test_tray_menu_on_a_real_desktop(home: Path, fake: FakeUpstream,
                 names = [i["name"] for i in await x.driver("dump", "--wait", "0")]
                 return "Today: $0.0001 of $5.00" in names
             await _until(spend_shown, "the open menu shows the new spend", within=6.0)
+            where = await x.driver("point", "Default model")  # hover: the submenu opens
+            code, out = await _run("xdotool", "mousemove", str(where["x"]), str(where["y"]),
+                                   env=x.env)
+            await asyncio.sleep(0.6)
+            await x.screenshot(ARTIFACTS / "tray-menu-default-model.png")
             await x.close_menu()
             await x.invoke(at, "openai/gpt-5.2")
 
-            async def chosen() -> bool:
-                return 'default_model = "openai/gpt-5.2"' in (home / "config.toml").read_text()
-            await _until(chosen, "config.toml names the model chosen in the tray")
+            async def chosen() -> bool:  # persisted, then applied: the action is done
+                return (await _get(d.url, "/health"))[2]["default_model"] == "openai/gpt-5.2"
+            await _until(chosen, "the daemon uses the model chosen in the tray")
+            assert 'default_model = "openai/gpt-5.2"' in (home / "config.toml").read_text()
             status, headers, _ = await _get(d.url, "/v1/chat/completions", method="POST",
                                             json={"model": "localgate/default",
                                                   "messages": HELLO}, headers=auth())
@@ -294,15 +302,19 @@ async def _exists(p: Path) -> bool:
     return p.exists()
 
 
-async def test_sigterm_quits_the_tray_cleanly(home: Path, fake: FakeUpstream,
-                                              tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Logout or `kill` while the GTK loop owns the main thread: exit 0, state file gone."""
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_a_signal_quits_the_tray_cleanly(home: Path, fake: FakeUpstream,
+                                               tmp_path_factory: pytest.TempPathFactory,
+                                               sig: signal.Signals) -> None:
+    """Logout, `kill` or Ctrl-C while the GTK loop owns the main thread (pystray resets
+    SIGINT there; localgate takes it back): exit 0, state file gone."""
     _require_tools()
     (home / "config.toml").write_bytes(tomli_w.dumps(provider_doc(fake.url)).encode())
     async with desktop(tmp_path_factory.mktemp("desktop")) as x, \
             serve(home, daemon_env("PYSTRAY_BACKEND", **x.env), command="run") as d:
         await x.icon_center()
-        d.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)  # the icon's setup has run (it re-installs the handlers)
+        d.proc.send_signal(sig)
         assert await d.exit_code(10.0) == 0, d.stderr()
         assert not (home / "daemon.json").exists()
 
