@@ -44,7 +44,8 @@ def _tile(size: int, colours: tuple[tuple[int, int, int], ...]) -> Image.Image:
     top, bottom = colours
     for y in range(n):
         t = y / max(1, n - 1)
-        grad.putpixel((0, y), tuple(round(a + (b - a) * t) for a, b in zip(top, bottom)) + (255,))
+        rgb = tuple(round(a + (b - a) * t) for a, b in zip(top, bottom, strict=True))
+        grad.putpixel((0, y), (*rgb, 255))
     grad = grad.resize((n, n))
     mask = Image.new("L", (n, n), 0)
     inset = 0 if size <= 24 else SS * max(1, size // 32)

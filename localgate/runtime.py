@@ -6,6 +6,7 @@ bounded graceful shutdown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import gc
 import json
@@ -245,10 +246,9 @@ class ServerThread:
         """Stop serving and wait for the thread; False (logged) if it is still alive."""
         loop, stopping = self.loop, self._stopping
         if loop is not None and stopping is not None and not loop.is_closed():
-            try:
+            # RuntimeError: the loop closed meanwhile, the thread is ending by itself
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(stopping.set)
-            except RuntimeError:
-                pass  # the loop closed meanwhile: the thread is ending by itself
         if self._thread.is_alive():
             self._thread.join(timeout)
         if self._thread.is_alive():

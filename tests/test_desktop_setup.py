@@ -15,8 +15,8 @@ import pytest
 from localgate.desktop import backend, clipboard
 from localgate.desktop.backend import Choice, Probes
 from tests.conftest import LOCAL_KEY
-from tests.test_daemon import acli, daemon_env, serve, write_config
 from tests.fakes import FakeUpstream
+from tests.test_daemon import acli, daemon_env, serve, write_config
 
 
 def probes(gtk: bool = True, appindicator: bool = True, sni: bool = False,

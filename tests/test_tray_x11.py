@@ -124,7 +124,7 @@ class Desktop:
                 p.terminate()
                 try:
                     await asyncio.wait_for(p.wait(), 5)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     p.kill()
                     await p.wait()
 

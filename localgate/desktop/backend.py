@@ -171,7 +171,8 @@ def _sni_host() -> bool:
 def _xembed_tray(display: str) -> bool:
     """Does an XEmbed system tray (trayer, stalonetray, XFCE's, MATE's...) own its selection?"""
     try:
-        from Xlib import X, display as xdisplay
+        from Xlib import X
+        from Xlib import display as xdisplay
         d = xdisplay.Display(display)
         try:
             atom = d.intern_atom(f"_NET_SYSTEM_TRAY_S{d.get_default_screen()}")
@@ -215,7 +216,7 @@ def relabel_open_menu(icon: Any, changes: Mapping[str, str]) -> None:
             return
         for child in menu.get_children():
             label = child.get_label() if hasattr(child, "get_label") else None
-            if label in changes:
+            if isinstance(label, str) and label in changes:
                 child.set_label(changes[label])
     on_gtk_thread(apply)
 

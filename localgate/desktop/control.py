@@ -94,7 +94,8 @@ class DaemonController:
 
     async def _issue(self) -> str:
         from localgate.server.keys import SESSIONS
-        return self._running.built.app[SESSIONS].issue()
+        token: str = self._running.built.app[SESSIONS].issue()
+        return token
 
     # ---- commands ---------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ spend log); `tray-action` = menu actions; pystray's setup thread = the refresh t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
@@ -89,7 +90,6 @@ def _handle_signals(tray: Any) -> None:
         tray.stop()
     handler: Callable[[int, Any], None] = stop
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        # ValueError: not the main thread; OSError: not on this platform
+        with contextlib.suppress(ValueError, OSError):
             signal.signal(sig, handler)
-        except (ValueError, OSError):  # not the main thread, or not on this platform
-            pass

@@ -172,7 +172,7 @@ class Tray:
         if new.state != self._shown_state:
             self._shown_state = new.state
             self.icon.icon = icons.tray_image(new.state)
-        changes = {a: b for a, b in zip(old_labels, self._labels()) if a != b}
+        changes = {a: b for a, b in zip(old_labels, self._labels(), strict=True) if a != b}
         if rebuild or (changes and self._relabel is None):
             self._update_menu()
         elif changes and self._relabel is not None:
