@@ -55,8 +55,13 @@ def run(settings: Settings, host: str, port: int) -> int | None:
     _handle_signals(tray)
     try:
         tray.run()
-    finally:
-        stopped = server.stop()
+    except Exception as exc:  # the backend failed while running: keep serving without it
+        _say(f"the tray stopped ({type(exc).__name__}: {exc}); running headless")
+        server.stop()
+        return None
+    except KeyboardInterrupt:  # Windows' Ctrl-C: stop as Quit does
+        pass
+    stopped = server.stop()
     log.info("localgate stopped" if stopped else "localgate stopped with the server still busy")
     return 0
 

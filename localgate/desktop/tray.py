@@ -102,7 +102,10 @@ class Tray:
 
     def _on(self, action: Callable[[], None]) -> Callable[[Any, Any], None]:
         def callback(icon: Any, item: Any) -> None:
-            self.submit(action)
+            try:
+                self.submit(action)
+            except RuntimeError:  # a click while quitting: the worker is gone
+                log.debug("tray: %s ignored while quitting", callback.__name__)
         callback.__name__ = getattr(action, "__name__", "action")
         return callback
 
