@@ -123,3 +123,15 @@ async def test_a_second_run_says_where_the_first_is(home: Path, fake: FakeUpstre
         code, out, err = await acli("run", "--port", "0",
                                     env=daemon_env(DISPLAY=":0", PYSTRAY_BACKEND="dummy"))
         assert code == 1 and f"already running at http://127.0.0.1:{first.port}/v1" in err, err
+
+
+async def test_run_with_an_unreachable_display_is_headless(home: Path,
+                                                          fake: FakeUpstream) -> None:
+    """A stale DISPLAY (no X server there): one line, then serving; never a crash."""
+    write_config(home, fake.url)
+    env = daemon_env("WAYLAND_DISPLAY", "PYSTRAY_BACKEND", DISPLAY=":987")
+    async with serve(home, env, command="run") as d:
+        err = d.stderr()
+        assert err.splitlines()[0].startswith("localgate: no tray ("), err
+        assert err.splitlines()[0].endswith("); running headless"), err
+        assert "Traceback" not in err
