@@ -5,6 +5,7 @@ requests check what the daemon does. The blockbuster fixture watches the server 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import tomli_w
 
@@ -21,7 +23,8 @@ from localgate.controls import local_midnight_utc
 from localgate.desktop.control import DaemonController
 from localgate.ledger import SpendEntry, utc_text
 from localgate.server.keys import SESSIONS
-from tests.conftest import LOCAL_KEY
+from tests.conftest import LOCAL_KEY, auth, provider_doc
+from tests.fakes import FakeUpstream
 
 
 def _config(home: Path, extra: dict[str, Any] | None = None) -> config.Settings:
@@ -167,3 +170,49 @@ def test_start_at_login_from_the_controller(server: runtime.ServerThread, tmp_pa
     c.set_autostart(False)
     assert not (tmp_path / "user/.config/autostart/localgate.desktop").exists()
     assert c.status().autostart is False
+
+
+async def test_quit_ends_streams_and_flushes_the_log(home: Path, fake: FakeUpstream,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the tray's Quit does (ServerThread.stop) with a long stream open: the client's
+    stream ends at once with [DONE], the row is settled in spend.db, the thread is gone."""
+    fake.knobs.chunk_delay, fake.knobs.chunks = 0.2, 100
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai")
+    (home / "config.toml").write_bytes(tomli_w.dumps(provider_doc(fake.url)).encode())
+    server = runtime.ServerThread(await asyncio.to_thread(config.load), "127.0.0.1", 0)
+    running = await asyncio.to_thread(server.start)
+    events: list[str] = []
+    body = {"model": "openai/gpt-5.2", "messages": [{"role": "user", "content": "hi"}],
+            "stream": True}
+    async with aiohttp.ClientSession() as http, http.post(
+            f"http://127.0.0.1:{running.port}/v1/chat/completions", json=body,
+            headers=auth()) as r:
+        assert r.status == 200
+        async for line in r.content:
+            if line.startswith(b"data: "):
+                events.append(line[6:].decode().strip())
+            if sum('"tok' in e for e in events) == 2:
+                break
+        t0 = time.monotonic()
+        stopping = asyncio.ensure_future(asyncio.to_thread(server.stop, 10.0))
+        try:
+            async for line in r.content:
+                if line.startswith(b"data: "):
+                    events.append(line[6:].decode().strip())
+        except aiohttp.ClientPayloadError:
+            events.append("<payload error>")
+        assert await stopping is True
+    print(f"\nQuit with a stream open: stopped in {(time.monotonic() - t0) * 1000:.0f} ms")
+    assert time.monotonic() - t0 < 6.0
+    assert events[-1] == "[DONE]" and sum('"tok' in e for e in events) < 100, events[-3:]
+    rows = await asyncio.to_thread(_rows, home)
+    assert len(rows) == 1 and rows[0]["status"] != "in_flight", rows
+    assert not (home / "daemon.json").exists()
+
+
+def _rows(home: Path) -> list[dict[str, Any]]:
+    conn = ledger.connect(home / "spend.db")
+    try:
+        return ledger.rows(conn)
+    finally:
+        conn.close()
