@@ -216,3 +216,14 @@ def _rows(home: Path) -> list[dict[str, Any]]:
         return ledger.rows(conn)
     finally:
         conn.close()
+
+
+def test_a_default_model_outside_the_lists_is_still_offered(home: Path) -> None:
+    s = runtime.ServerThread(_config(home, {"routing": {"default_model": "openai/gpt-4.1-mini"}}),
+                             "127.0.0.1", 0)
+    s.start()
+    try:
+        ch = DaemonController(s).model_choices()
+    finally:
+        s.stop()
+    assert ch.recent == ("openai/gpt-4.1-mini",)  # checked in the menu, so it must be there
