@@ -30,12 +30,13 @@ def probes(gtk: bool = True, appindicator: bool = True, sni: bool = False,
     ({"WAYLAND_DISPLAY": "wayland-0", "DISPLAY": ":0"}, probes(sni=False), None),
     ({"WAYLAND_DISPLAY": "wayland-0"}, probes(sni=True), "appindicator"),  # KDE, GNOME+ext
     ({"DISPLAY": ":0"}, probes(sni=True), "appindicator"),
-    ({"DISPLAY": ":0"}, probes(sni=True, appindicator=False), "gtk"),
+    ({"DISPLAY": ":0"}, probes(sni=True, appindicator=False, xembed=True), "gtk"),  # KDE
+    ({"DISPLAY": ":0"}, probes(sni=True, appindicator=False), None),  # GNOME, no typelib
     ({"DISPLAY": ":0"}, probes(xembed=True), "gtk"),                  # XFCE, MATE, trayer
     ({"DISPLAY": ":0"}, probes(gtk=False, appindicator=False, xembed=True), "xorg"),
     ({"DISPLAY": ":0", "PYSTRAY_BACKEND": "xorg"}, probes(sni=True), "xorg"),
 ], ids=["no-display", "wayland-no-host", "xwayland-no-host", "wayland-sni", "x11-sni",
-        "x11-sni-no-appindicator", "x11-xembed", "x11-no-gi", "forced"])
+        "x11-sni-xembed-no-appindicator", "x11-sni-only-no-appindicator", "x11-xembed", "x11-no-gi", "forced"])
 def test_backend_choice(env: dict[str, str], p: Probes, want: str | None) -> None:
     choice = backend.choose(env, "linux", p, wait_s=0)
     assert choice.backend == want

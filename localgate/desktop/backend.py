@@ -59,21 +59,22 @@ def choose(env: Mapping[str, str] | None = None, platform: str | None = None,
         return Choice(None, "no display: running headless (the tray needs a desktop session)")
     p = probes or real_probes()
     gtk = p.gtk()
-    sni = gtk and _wait_for(p.sni_host, wait_s if wayland else 0.0)
-    if wayland and not sni and not (display and p.xembed_tray(display)):
-        return Choice(None, "this Wayland session has no StatusNotifier tray host: running "
-                            "headless (on GNOME, the AppIndicator extension adds one)")
+    if not gtk:
+        return Choice("xorg", MENU_HINT)
+    sni = _wait_for(p.sni_host, wait_s if wayland else 0.0)
     if sni and p.appindicator():
         return Choice("appindicator")
-    if gtk:
-        return Choice("gtk", _no_tray_yet(p, display, sni))
-    return Choice("xorg", MENU_HINT)
-
-
-def _no_tray_yet(p: Probes, display: str | None, sni: bool) -> str:
-    if sni or (display and p.xembed_tray(display)):
-        return ""
-    return "tray: no system tray is running on this desktop yet; the icon appears when one starts"
+    xembed = bool(display) and p.xembed_tray(display or "")
+    if xembed:
+        return Choice("gtk")
+    if sni:  # a StatusNotifier-only host (GNOME's extension): an XEmbed icon would not show
+        return Choice(None, "the tray here needs AppIndicator: running headless (sudo apt "
+                            "install gir1.2-ayatanaappindicator3-0.1, then start again)")
+    if wayland:
+        return Choice(None, "this Wayland session has no StatusNotifier tray host: running "
+                            "headless (on GNOME, the AppIndicator extension adds one)")
+    return Choice("gtk", "tray: no system tray is running on this desktop yet; the icon "
+                         "appears when one starts")
 
 
 def _wait_for(probe: Callable[[], bool], wait_s: float) -> bool:
