@@ -19,9 +19,9 @@ import pyatspi
 APP = "localgate"
 
 
-def _app():
+def _app(name=APP):
     for app in pyatspi.Registry.getDesktop(0):
-        if app is not None and app.name == APP:
+        if app is not None and app.name == name:
             return app
     return None
 
@@ -30,27 +30,34 @@ def _walk(acc, depth=0):
     if acc is None or depth > 40:
         return
     yield acc, depth
-    for child in acc:
+    try:
+        children = list(acc)
+    except Exception:  # the menu changed under us (rebuilt, closed): skip what vanished
+        return
+    for child in children:
         yield from _walk(child, depth + 1)
 
 
 def _items(app):
     out = []
     for acc, depth in _walk(app):
-        role = acc.getRoleName()
-        if "menu" not in role:
+        try:
+            role = acc.getRoleName()
+            if "menu" not in role:
+                continue
+            states = acc.getState()
+            out.append({"role": role, "name": acc.name, "depth": depth,
+                        "checked": states.contains(pyatspi.STATE_CHECKED),
+                        "enabled": states.contains(pyatspi.STATE_ENABLED), "acc": acc})
+        except Exception:
             continue
-        states = acc.getState()
-        out.append({"role": role, "name": acc.name, "depth": depth,
-                    "checked": states.contains(pyatspi.STATE_CHECKED),
-                    "enabled": states.contains(pyatspi.STATE_ENABLED), "acc": acc})
     return out
 
 
-def _menu_items(wait: float):
+def _menu_items(wait: float, name: str = APP):
     deadline = time.monotonic() + wait
     while True:
-        app = _app()
+        app = _app(name)
         items = _items(app) if app is not None else []
         if any(i["role"] in ("menu item", "check menu item", "radio menu item")
                for i in items) or time.monotonic() >= deadline:
@@ -63,10 +70,12 @@ def main() -> int:
     ap.add_argument("cmd", choices=["dump", "invoke", "point"])
     ap.add_argument("name", nargs="?")
     ap.add_argument("--wait", type=float, default=5.0)
+    ap.add_argument("--app", default=APP, help="the process showing the menu (a StatusNotifier "
+                    "host draws the menu of an AppIndicator icon itself)")
     args = ap.parse_args()
     deadline = time.monotonic() + args.wait
     while True:
-        items = _menu_items(max(0.0, deadline - time.monotonic()))
+        items = _menu_items(max(0.0, deadline - time.monotonic()), args.app)
         if args.cmd == "dump":
             print(json.dumps([{k: v for k, v in i.items() if k != "acc"} for i in items]))
             return 0 if items else 2

@@ -1,6 +1,8 @@
 """The tray for real: `localgate run` on a virtual X display (Xvfb) with a session D-Bus and an
-XEmbed tray host (trayer). Its icon docks; the menu is opened with xdotool and its items are
-found and invoked by name through AT-SPI (Debian's python3-pyatspi, run by the system python).
+XEmbed tray host (trayer), or a StatusNotifier host (status-notifier-watcher and
+gtk-sni-tray-standalone, as KDE or GNOME's AppIndicator extension provide). Its icon docks; the
+menu is opened with xdotool and its items are found and invoked by name through AT-SPI
+(Debian's python3-pyatspi, run by the system python).
 A screenshot of the open menu is kept in tests/artifacts/.
 
 Without these tools the test skips with the reason, except in CI (CI set), where it must run.
@@ -32,7 +34,9 @@ from tests.test_daemon import OPENAI_KEY, daemon_env, serve
 HERE = Path(__file__).resolve().parent
 ARTIFACTS = HERE / "artifacts"
 SYSTEM_PYTHON = "/usr/bin/python3"
-TOOLS = ("Xvfb", "trayer", "xdotool", "dbus-daemon", "xclip")
+TOOLS = ("Xvfb", "trayer", "xdotool", "dbus-daemon", "xclip", "status-notifier-watcher",
+         "gtk-sni-tray-standalone")
+SNI_HOST = "gtk-sni-tray-standalone"
 HELLO = [{"role": "user", "content": "hi"}]
 
 
@@ -79,10 +83,11 @@ def _read_line(fd: int) -> str:
 
 
 class Desktop:
-    """Xvfb + a session bus + trayer, torn down in reverse order."""
+    """Xvfb + a session bus + a tray host (trayer, or a StatusNotifier watcher and host),
+    torn down in reverse order."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
+    def __init__(self, tmp: Path, host: str = "xembed") -> None:
+        self.tmp, self.host = tmp, host
         self.procs: list[asyncio.subprocess.Process] = []
         self.env: dict[str, str] = {}
 
@@ -113,10 +118,51 @@ class Desktop:
         env["DBUS_SESSION_BUS_ADDRESS"] = (await asyncio.wait_for(bus.stdout.readline(),
                                                                   10)).decode().strip()
         self.env = env
+        if self.host == "sni":
+            await self._start_sni_host()
+            return
         self.procs.append(await asyncio.create_subprocess_exec(
             "trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
             "--height", "32", "--SetDockType", "true", "--transparent", "false", env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL))
+
+    async def _start_sni_host(self) -> None:
+        for argv in (["status-notifier-watcher"], [SNI_HOST, "--top", "--end", "--size", "32"]):
+            self.procs.append(await asyncio.create_subprocess_exec(
+                *argv, env=self.env, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL))
+            if argv[0] == "status-notifier-watcher":  # the host registers with it
+                await _until(self._watcher_up, "the StatusNotifierWatcher on the bus")
+
+    async def _watcher_up(self) -> bool:
+        code, out = await _run("dbus-send", "--session", "--print-reply",
+                               "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+                               "org.freedesktop.DBus.NameHasOwner",
+                               "string:org.kde.StatusNotifierWatcher", env=self.env)
+        return "boolean true" in out
+
+    async def sni_icon(self, within: float = 10.0,
+                       log: Any = lambda: "") -> tuple[int, int]:
+        """The StatusNotifier item at the end of the host's bar, once it is drawn there."""
+        deadline = time.monotonic() + within
+        while True:
+            code, out = await _run("xdotool", "search", "--onlyvisible", "--class", SNI_HOST,
+                                   "getwindowgeometry", "%@", env=self.env)
+            boxes = re.findall(r"Position: (\d+),(\d+).*?Geometry: (\d+)x(\d+)", out, re.S)
+            bars = [tuple(map(int, b)) for b in boxes if int(b[2]) > 100]
+            if bars:
+                x, y, w, h = bars[0]
+                from PIL import Image, ImageChops, ImageGrab
+                shot = await asyncio.to_thread(ImageGrab.grab, xdisplay=self.env["DISPLAY"])
+                slot = shot.crop((x + w - h, y, x + w, y + h))  # where an item goes (--end)
+                bare = Image.new(slot.mode, slot.size, shot.getpixel((x + 2, y + 2)))
+                if ImageChops.difference(slot, bare).getbbox() is not None:
+                    return x + w - h // 2, y + h // 2
+            if time.monotonic() > deadline:
+                await self.screenshot(ARTIFACTS / "statusnotifier-no-item.png")
+                pytest.fail(f"no item in the StatusNotifier host within {within} s: {out}\n"
+                            f"{log()}")
+            await asyncio.sleep(0.2)
 
     async def stop(self) -> None:
         for p in reversed(self.procs):
@@ -144,7 +190,10 @@ class Desktop:
             await asyncio.sleep(0.2)
 
     async def open_menu(self, at: tuple[int, int]) -> None:
-        code, out = await _run("xdotool", "mousemove", str(at[0]), str(at[1]), "click", "3",
+        # a menu left open (a StatusNotifier host keeps it open after a submenu item was
+        # activated) would take the click to close: Escape first, then move in and click
+        code, out = await _run("xdotool", "key", "Escape", "key", "Escape", "sleep", "0.1",
+                               "mousemove", str(at[0]), str(at[1]), "sleep", "0.1", "click", "3",
                                env=self.env)
         assert code == 0, out
 
@@ -154,7 +203,8 @@ class Desktop:
             assert code == 0, out
 
     async def driver(self, *args: str) -> Any:
-        code, out = await _run(SYSTEM_PYTHON, str(HERE / "atspi_driver.py"), *args,
+        app = ["--app", SNI_HOST] if self.host == "sni" else []  # the host draws the menu
+        code, out = await _run(SYSTEM_PYTHON, str(HERE / "atspi_driver.py"), *args, *app,
                                env=self.env, timeout=20)
         assert code == 0, f"atspi_driver {args}: {out}"
         return json.loads(out.strip().splitlines()[-1])
@@ -171,8 +221,8 @@ class Desktop:
 
 
 @contextlib.asynccontextmanager
-async def desktop(tmp: Path) -> AsyncIterator[Desktop]:
-    d = Desktop(tmp)
+async def desktop(tmp: Path, host: str = "xembed") -> AsyncIterator[Desktop]:
+    d = Desktop(tmp, host)
     try:
         await d.start()
         yield d
@@ -341,3 +391,46 @@ async def test_without_pygobject_a_click_opens_the_dashboard(
             assert len(hint) == 1 and "python3-gi" in hint[0], d.stderr()
             d.proc.send_signal(signal.SIGTERM)
             assert await d.exit_code(10.0) == 0, d.stderr()
+
+
+async def test_appindicator_menu_through_a_status_notifier_host(
+        home: Path, fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The path of KDE, GNOME with the AppIndicator extension, XFCE: a StatusNotifierWatcher
+    is on the bus, so the tray uses pystray's appindicator backend; the host draws the menu
+    from D-Bus (dbusmenu), and its items reach the daemon from there."""
+    _require_tools()
+    doc = merge(provider_doc(fake.url), {"limits": {"daily_usd": 5.0}})
+    (home / "config.toml").write_bytes(tomli_w.dumps(doc).encode())
+    async with desktop(tmp_path_factory.mktemp("desktop"), host="sni") as x:
+        env = daemon_env("PYSTRAY_BACKEND", **x.env, OPENAI_API_KEY=OPENAI_KEY)
+        async with serve(home, env, command="run") as d:
+            at = await x.sni_icon(log=d.stderr)
+            await x.open_menu(at)
+            names = [i["name"] for i in await x.driver("dump")]
+            await x.screenshot(ARTIFACTS / "tray-menu-statusnotifier.png")
+            assert f"localgate 127.0.0.1:{d.port} — running" in names, names
+            assert {"Default model", "Open dashboard", "Copy base URL", "Copy API key",
+                    "Pause", "Start at login", "Quit"} <= set(names), names
+            status, _, _ = await _get(d.url, "/v1/chat/completions", method="POST",
+                                      json={"model": "openai/gpt-5.2", "messages": HELLO},
+                                      headers=auth())
+            assert status == 200
+
+            async def spend_shown() -> bool:  # the open menu follows over D-Bus
+                names = [i["name"] for i in await x.driver("dump", "--wait", "0")]
+                return "Today: $0.0001 of $5.00" in names
+            await _until(spend_shown, "the host's open menu shows the new spend", within=6.0)
+            await x.driver("invoke", "Pause")
+
+            async def paused() -> bool:
+                return (await _get(d.url, "/health"))[2]["paused"] is True
+            await _until(paused, "/health says paused after Pause")
+            await x.invoke(at, "openai/gpt-5.2")
+
+            async def chosen() -> bool:
+                return (await _get(d.url, "/health"))[2]["default_model"] == "openai/gpt-5.2"
+            await _until(chosen, "the daemon uses the model chosen in the host's menu")
+            await x.invoke(at, "Quit")
+            assert await d.exit_code(10.0) == 0, d.stderr()
+            assert not (home / "daemon.json").exists()
+            assert "Traceback" not in d.stderr(), d.stderr()

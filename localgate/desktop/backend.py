@@ -138,6 +138,12 @@ def _require(namespace: str, version: str) -> bool:
         return False
     try:
         import gi
+        if namespace == "Gtk" and "gi.repository.Gtk" not in sys.modules:
+            # before GTK starts: the name the desktop, its window list and its
+            # accessibility tree know the process by (not "__main__.py")
+            from gi.repository import GLib
+            GLib.set_prgname("localgate")
+            GLib.set_application_name("localgate")
         gi.require_version(namespace, version)
         importlib.import_module(f"gi.repository.{namespace}")
         return True
@@ -189,7 +195,7 @@ def import_pystray(backend: str) -> Any:
     """pystray with `backend`; raises ImportError (or the backend's own error) if it cannot
     start here."""
     if backend in ("gtk", "appindicator"):
-        load_gi()
+        _has_gtk()  # names the process before GTK starts (a forced backend skips choose())
     os.environ["PYSTRAY_BACKEND"] = backend  # pystray reads its backend at import
     import pystray
     return pystray

@@ -70,10 +70,6 @@ def _make_tray(server: runtime.ServerThread, pystray: Any, choice: backend.Choic
     from localgate.desktop.control import DaemonController
     from localgate.desktop.tray import Tray
     gtk = choice.backend in GTK_BACKENDS
-    if gtk:  # the name the desktop (and its accessibility tree) knows the process by
-        from gi.repository import GLib
-        GLib.set_prgname("localgate")
-        GLib.set_application_name("localgate")
     tray: Tray | None = None
 
     def ready() -> None:
@@ -81,7 +77,10 @@ def _make_tray(server: runtime.ServerThread, pystray: Any, choice: backend.Choic
             backend.on_gtk_thread(lambda: _handle_signals(tray))
     tray = Tray(DaemonController(server), pystray=pystray, backend=choice.backend or "",
                 copy=clipboard.gtk_copy if gtk else clipboard.copy,
-                relabel=backend.relabel_open_menu if gtk else None, on_ready=ready,
+                # gtk: an open menu is relabelled in place; appindicator: a StatusNotifier host
+                # sees label changes only in a new menu, so there the menu is rebuilt
+                relabel=backend.relabel_open_menu if choice.backend == "gtk" else None,
+                on_ready=ready,
                 menu_hint=choice.note if choice.backend == "xorg" else None)
     if choice.backend == "xorg":
         backend.enable_xorg_clicks(tray.icon)
