@@ -242,13 +242,17 @@ class ServerThread:
             raise RuntimeError("the server is not running")
         self.loop.call_soon_threadsafe(fn, *args)
 
-    def stop(self, timeout: float = 15.0) -> bool:
-        """Stop serving and wait for the thread; False (logged) if it is still alive."""
+    def request_stop(self) -> None:
+        """Begin stopping (streams end, the log is flushed) without waiting."""
         loop, stopping = self.loop, self._stopping
         if loop is not None and stopping is not None and not loop.is_closed():
             # RuntimeError: the loop closed meanwhile, the thread is ending by itself
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(stopping.set)
+
+    def stop(self, timeout: float = 15.0) -> bool:
+        """Stop serving and wait for the thread; False (logged) if it is still alive."""
+        self.request_stop()
         if self._thread.is_alive():
             self._thread.join(timeout)
         if self._thread.is_alive():

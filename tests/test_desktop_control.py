@@ -227,3 +227,13 @@ def test_a_default_model_outside_the_lists_is_still_offered(home: Path) -> None:
     finally:
         s.stop()
     assert ch.recent == ("openai/gpt-4.1-mini",)  # checked in the menu, so it must be there
+
+
+def test_quit_from_the_controller_stops_the_server(server: runtime.ServerThread,
+                                                   home: Path) -> None:
+    DaemonController(server).quit()  # returns at once; the server winds down on its own
+    deadline = time.monotonic() + 10
+    while (home / "daemon.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not (home / "daemon.json").exists()
+    assert server.stop(5) is True

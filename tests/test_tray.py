@@ -49,7 +49,7 @@ class Recorder:
 
 
 def make(pystray: Any, c: FakeController, rec: Recorder, **kw: Any) -> Tray:
-    return Tray(c, pystray=pystray, backend="dummy", copy=rec.copy, open_url=rec.open, **kw)
+    return Tray(c, pystray=pystray, copy=rec.copy, open_url=rec.open, **kw)
 
 
 def entries(menu: Any) -> list[Any]:
@@ -139,7 +139,7 @@ def test_no_clipboard_is_said_in_one_line(pystray: Any, caplog: pytest.LogCaptur
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setenv("DISPLAY", ":99")
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    tray = Tray(FakeController(), pystray=pystray, backend="dummy", copy=clipboard.copy)
+    tray = Tray(FakeController(), pystray=pystray, copy=clipboard.copy)
     with caplog.at_level(logging.WARNING, logger="localgate"):
         invoke(tray, "Copy API key")
     lines = [r.getMessage() for r in caplog.records]
@@ -205,7 +205,7 @@ def test_run_returns_when_the_backend_fails_on_stop(pystray: Any) -> None:
         Menu, MenuItem = pystray.Menu, pystray.MenuItem
 
     c = FakeController()
-    tray = Tray(c, pystray=Backend, backend="failing", copy=Recorder().copy)
+    tray = Tray(c, pystray=Backend, copy=Recorder().copy)
     threading.Timer(0.2, lambda: item(tray, "Quit")(tray.icon)).start()
     tray.run()  # returns, does not raise
     assert c.calls == [("quit", None)]

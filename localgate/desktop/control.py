@@ -28,7 +28,6 @@ class DaemonController:
         self._running = running
         self._recent: tuple[float, tuple[str, ...]] = (-RECENT_TTL_S, ())
         self._lock = threading.Lock()
-        self.quit_requested = threading.Event()
 
     @property
     def base_url(self) -> str:
@@ -122,7 +121,8 @@ class DaemonController:
                 log.info("start at login disabled: removed %s", path)
 
     def quit(self) -> None:
-        self.quit_requested.set()
+        """Streams start ending now; the tray's caller joins the server once the icon is gone."""
+        self._server.request_stop()
 
 
 def _autostart_enabled() -> bool:

@@ -75,7 +75,7 @@ def _make_tray(server: runtime.ServerThread, pystray: Any, choice: backend.Choic
     def ready() -> None:
         if gtk:  # pystray's GTK loop resets SIGINT: take it back on that (the main) thread
             backend.on_gtk_thread(lambda: _handle_signals(tray))
-    tray = Tray(DaemonController(server), pystray=pystray, backend=choice.backend or "",
+    tray = Tray(DaemonController(server), pystray=pystray,
                 copy=clipboard.gtk_copy if gtk else clipboard.copy,
                 # gtk: an open menu is relabelled in place; appindicator: a StatusNotifier host
                 # sees label changes only in a new menu, so there the menu is rebuilt

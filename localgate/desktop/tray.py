@@ -44,7 +44,7 @@ class Tray:
     """The icon, its menu and the refresh timer. `run()` blocks the calling (main) thread
     until Quit; it returns normally even where the backend fails while stopping."""
 
-    def __init__(self, controller: Controller, *, pystray: Any, backend: str,
+    def __init__(self, controller: Controller, *, pystray: Any,
                  copy: Callable[[str], None] | None = None,
                  relabel: Callable[[Any, dict[str, str]], None] | None = None,
                  on_ready: Callable[[], None] | None = None,
@@ -52,7 +52,6 @@ class Tray:
                  menu_hint: str | None = None) -> None:
         self._c = controller
         self._pystray = pystray
-        self.backend = backend
         self._copy = copy or clipboard.copy
         self._relabel = relabel      # changes an open menu's labels in place (GTK backends)
         self._on_ready = on_ready    # runs once the icon is shown
