@@ -82,8 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if isinstance(setup, int):
         return setup
     from localgate.desktop import launch
-    code = launch.run(*setup)  # None: no tray here, and it said why in one line
-    return _serve_foreground(*setup) if code is None else code
+    return launch.run(*setup)  # headless, in one line saying why, where no tray can be shown
 
 
 def cmd_autostart(args: argparse.Namespace) -> int:

@@ -242,6 +242,10 @@ class ServerThread:
             raise RuntimeError("the server is not running")
         self.loop.call_soon_threadsafe(fn, *args)
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def request_stop(self) -> None:
         """Begin stopping (streams end, the log is flushed) without waiting."""
         loop, stopping = self.loop, self._stopping

@@ -261,7 +261,10 @@ async def test_tray_menu_on_a_real_desktop(home: Path, fake: FakeUpstream,
         env = daemon_env("PYSTRAY_BACKEND", **x.env, OPENAI_API_KEY=OPENAI_KEY,
                          BROWSER=str(browser))
         async with serve(home, env, command="run") as d:
+            t_run = time.monotonic()
             at = await x.icon_center()
+            print(f"\nlocalgate run: first /health {d.launch_s * 1000:.0f} ms, icon docked "
+                  f"{(time.monotonic() - t_run + d.launch_s) * 1000:.0f} ms after launch")
             await x.open_menu(at)
             items = await x.driver("dump")
             await x.screenshot(ARTIFACTS / "tray-menu.png")

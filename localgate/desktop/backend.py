@@ -55,8 +55,9 @@ def choose(env: Mapping[str, str] | None = None, platform: str | None = None,
     if platform == "win32":
         return Choice("win32")
     display, wayland = env.get("DISPLAY"), env.get("WAYLAND_DISPLAY")
-    if not display and not wayland:
-        return Choice(None, "no display: running headless (the tray needs a desktop session)")
+    no_display = no_display_reason(env, platform)
+    if no_display:
+        return Choice(None, no_display)
     p = probes or real_probes()
     gtk = p.gtk()
     if not gtk:
@@ -75,6 +76,18 @@ def choose(env: Mapping[str, str] | None = None, platform: str | None = None,
                             "headless (on GNOME, the AppIndicator extension adds one)")
     return Choice("gtk", "tray: no system tray is running on this desktop yet; the icon "
                          "appears when one starts")
+
+
+def no_display_reason(env: Mapping[str, str] | None = None,
+                      platform: str | None = None) -> str:
+    """Why no tray can be shown, known without probing anything ("" where one may be)."""
+    env = os.environ if env is None else env
+    platform = platform or sys.platform
+    if platform in ("darwin", "win32") or env.get("PYSTRAY_BACKEND"):
+        return ""
+    if not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
+        return "no display: running headless (the tray needs a desktop session)"
+    return ""
 
 
 def _wait_for(probe: Callable[[], bool], wait_s: float) -> bool:

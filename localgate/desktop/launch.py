@@ -1,8 +1,10 @@
-"""`localgate run`: the server on its own thread and loop, the tray on the main thread; or,
-where no tray can be shown, nothing here (the caller serves headless after one line saying why).
+"""`localgate run`: the server on its own thread and loop at once, then the tray on the main
+thread; where no tray can be shown, one line says why and the main thread only waits for a
+signal (headless).
 
-Threads (STYLE 3.10): main = the tray backend's loop; `localgate-server` = asyncio (requests,
-spend log); `tray-action` = menu actions; pystray's setup thread = the refresh timer.
+Threads (STYLE 3.10): main = the tray backend's loop (or the headless wait); `localgate-server`
+= asyncio (requests, spend log); `tray-action` = menu actions; pystray's setup thread = the
+refresh timer.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -26,41 +29,59 @@ def _say(line: str) -> None:
     print(f"localgate: {line}", file=sys.stderr, flush=True)
 
 
-def run(settings: Settings, host: str, port: int) -> int | None:
-    """Serve with the tray until Quit: 0 once stopped cleanly, 1 if the daemon could not
-    start. None: no tray here (already said why in one line); the caller serves headless."""
+def run(settings: Settings, host: str, port: int) -> int:
+    """Serve, with the tray where one can be shown, until Quit or a signal: 0 once stopped
+    cleanly, 1 if the daemon could not start (a second daemon says where the first is)."""
+    stop = threading.Event()
+    _handle_signals(stop.set)  # from the start: a signal while starting up stops cleanly too
+    no_display = backend.no_display_reason()
+    if no_display:
+        _say(no_display)
+    server = runtime.ServerThread(settings, host, port)
+    try:
+        server.start()  # requests are answered from here on, while the tray comes up
+    except runtime.CannotListen as exc:
+        _say(str(exc))
+        return 1
+    if no_display or stop.is_set():
+        return _headless(server, stop)
     choice = backend.choose()
     if choice.backend is None:
         _say(choice.note)
-        return None
+        return _headless(server, stop)
     try:
         pystray = backend.import_pystray(choice.backend)
+        tray = _make_tray(server, pystray, choice)
     except Exception as exc:  # not installed, or its backend cannot reach the display
         _say(f"no tray ({type(exc).__name__}: {exc}); running headless")
-        return None
-    server = runtime.ServerThread(settings, host, port)
-    try:
-        server.start()
-    except runtime.CannotListen as exc:  # AlreadyRunning says where the first daemon is
-        _say(str(exc))
-        return 1
-    try:
-        tray = _make_tray(server, pystray, choice)
-    except Exception as exc:
-        _say(f"the tray could not start ({type(exc).__name__}: {exc}); running headless")
-        server.stop()
-        return None
+        return _headless(server, stop)
     if choice.note and choice.backend != "xorg":
         log.warning("%s", choice.note)
-    _handle_signals(tray)
+    _handle_signals(tray.stop)
+    if stop.is_set():  # a signal came while the tray was coming up
+        return _stopped(server)
     try:
         tray.run()
     except Exception as exc:  # the backend failed while running: keep serving without it
         _say(f"the tray stopped ({type(exc).__name__}: {exc}); running headless")
-        server.stop()
-        return None
+        _handle_signals(stop.set)
+        return _headless(server, stop)
     except KeyboardInterrupt:  # Windows' Ctrl-C: stop as Quit does
         pass
+    return _stopped(server)
+
+
+def _headless(server: runtime.ServerThread, stop: threading.Event) -> int:
+    """Serve until SIGINT/SIGTERM sets `stop` (or the server ends by itself)."""
+    try:
+        while not stop.wait(0.5) and server.alive:
+            pass
+    except KeyboardInterrupt:
+        pass
+    return _stopped(server)
+
+
+def _stopped(server: runtime.ServerThread) -> int:
     stopped = server.stop()
     log.info("localgate stopped" if stopped else "localgate stopped with the server still busy")
     return 0
@@ -73,8 +94,9 @@ def _make_tray(server: runtime.ServerThread, pystray: Any, choice: backend.Choic
     tray: Tray | None = None
 
     def ready() -> None:
-        if gtk:  # pystray's GTK loop resets SIGINT: take it back on that (the main) thread
-            backend.on_gtk_thread(lambda: _handle_signals(tray))
+        shown = tray
+        if gtk and shown is not None:  # pystray's GTK loop resets SIGINT: take it back there
+            backend.on_gtk_thread(lambda: _handle_signals(shown.stop))
     tray = Tray(DaemonController(server), pystray=pystray,
                 copy=clipboard.gtk_copy if gtk else clipboard.copy,
                 # gtk: an open menu is relabelled in place; appindicator: a StatusNotifier host
@@ -87,12 +109,11 @@ def _make_tray(server: runtime.ServerThread, pystray: Any, choice: backend.Choic
     return tray
 
 
-def _handle_signals(tray: Any) -> None:
+def _handle_signals(stop: Callable[[], None]) -> None:
     """SIGINT/SIGTERM (Ctrl-C, logout, `kill`) quit like the menu's Quit. Main thread only."""
-    def stop(signum: int, frame: Any) -> None:
+    def handler(signum: int, frame: Any) -> None:
         log.info("signal %d: quitting", signum)
-        tray.stop()
-    handler: Callable[[int, Any], None] = stop
+        stop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         # ValueError: not the main thread; OSError: not on this platform
         with contextlib.suppress(ValueError, OSError):
