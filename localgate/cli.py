@@ -40,12 +40,11 @@ def _per_million(price: Any) -> float | None:
 
 # ---- commands ----------------------------------------------------------------------------------
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    import asyncio
-
+def _server_setup(args: argparse.Namespace) -> tuple[Any, str, int] | int:
+    """Logging, settings, host and port for serve/run; or the exit code of a config error."""
     from localgate import keystore
     keystore.preload()  # keyring's backend discovery overlaps the imports and config below
-    from localgate import config, runtime
+    from localgate import config
     from localgate.errors import ConfigError
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
@@ -58,6 +57,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host and not config.is_loopback(host):
         print(f"localgate: warning: --host {host} exposes the daemon beyond this machine",
               file=sys.stderr)
+    return settings, host, port
+
+
+def _serve_foreground(settings: Any, host: str, port: int) -> int:
+    import asyncio
+
+    from localgate import keystore, runtime
     try:
         asyncio.run(runtime.serve(settings, host, port))
     except runtime.CannotListen as exc:
@@ -69,12 +75,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    setup = _server_setup(args)
+    return setup if isinstance(setup, int) else _serve_foreground(*setup)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    # The tray arrives with its own issue; until then, and wherever no display exists, the
-    # daemon runs headless and says so in one line.
-    print("localgate: no tray available (headless); serving in the foreground",
-          file=sys.stderr)
-    return cmd_serve(args)
+    setup = _server_setup(args)
+    if isinstance(setup, int):
+        return setup
+    from localgate.desktop import launch
+    return launch.run(*setup)  # headless, in one line saying why, where no tray can be shown
+
+
+def cmd_autostart(args: argparse.Namespace) -> int:
+    from localgate.desktop import autostart
+    try:
+        if args.autostart_cmd == "enable":
+            entry = autostart.enable(args.kind)
+            print(f"start at login enabled: {entry.describe()}\n  starts: "
+                  f"{' '.join(entry.command)} (from your next login)")
+            return 0
+        if args.autostart_cmd == "disable":
+            gone = autostart.disable()
+            print("start at login disabled" + (f": removed {', '.join(map(str, gone))}"
+                                               if gone else " (it was not enabled)"))
+            return 0
+        entry = autostart.status()
+    except (OSError, autostart.AutostartError) as exc:
+        return _fail(f"autostart: {exc}")
+    if args.format == "json":
+        print(json.dumps(entry.as_dict(), indent=2))
+        return 0
+    print(f"start at login: {'enabled' if entry.enabled else 'disabled'}")
+    print(f"  {'entry' if entry.enabled else 'would write'}: {entry.describe()}")
+    print(f"  starts: {' '.join(entry.command)}")
+    if entry.enabled and not entry.current:
+        print("  note: the entry differs from what this localgate would write (another "
+              "install or version, or another LOCALGATE_HOME); `enable` rewrites it")
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -493,6 +532,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--print", action="store_true",
                    help="print the login link instead of opening a browser")
     p.set_defaults(fn=cmd_dashboard)
+    p = sub.add_parser("autostart", help="start the daemon (with its tray) at login")
+    asub = p.add_subparsers(dest="autostart_cmd", metavar="ACTION", required=True)
+    a = asub.add_parser("enable", help="start at login: XDG autostart entry or systemd user "
+                        "unit (Linux), launchd agent (macOS), Startup folder (Windows)")
+    a.add_argument("--kind", choices=["xdg", "systemd", "launchd", "startup-folder"],
+                   help="which entry (default: what fits this session)")
+    asub.add_parser("disable", help="stop starting at login (removes the entry)")
+    a = asub.add_parser("status", help="is start at login enabled, and with which entry")
+    _fmt(a, ("table", "json"))
+    p.set_defaults(fn=cmd_autostart)
     p = sub.add_parser("config", help="where the config lives; the effective config")
     csub = p.add_subparsers(dest="config_cmd", metavar="ACTION", required=True)
     c = csub.add_parser("path", help="print the config file's path")

@@ -127,6 +127,9 @@ class Controls:
     def spent_today(self) -> int:
         return self._spent.get(("day", day_key(self._clock())), 0)
 
+    def spent_month(self) -> int:
+        return self._spent.get(("month", month_key(self._clock())), 0)
+
     @staticmethod
     def _add(counters: dict[tuple[str, ...], int], r: Reservation, delta: int) -> None:
         for key in (("day", r.day), ("month", r.month), ("client_day", r.day, r.client)):

@@ -1,10 +1,12 @@
-"""Running the server: headless in the foreground (`serve`), with signal handling, a state
-file for `localgate status`, and a bounded graceful shutdown.
+"""Running the server: headless in the foreground (`serve`), with signal handling, or on its own
+thread and loop under the tray (`ServerThread`); a state file for `localgate status`, and a
+bounded graceful shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import gc
 import json
@@ -13,8 +15,10 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -23,6 +27,7 @@ from localgate.app import Built, build
 from localgate.config import Settings, is_loopback
 
 log = logging.getLogger("localgate")
+T = TypeVar("T")
 SHUTDOWN_TIMEOUT_S = 5.0
 
 
@@ -153,10 +158,9 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(settings: Settings, host: str, port: int) -> None:
-    """Serve until SIGINT/SIGTERM. Raises PortInUse when the address is taken."""
-    state = paths.state_file()
-
+def _announcer(settings: Settings, host: str, state: Path) -> Callable[[int], Awaitable[None]]:
+    """What every started daemon does just before it answers: warnings, the state file, and
+    one line saying where it listens."""
     async def announce(bound: int) -> None:
         if not is_loopback(host):
             log.warning("listening on %s: reachable from other machines; every request still "
@@ -170,8 +174,14 @@ async def serve(settings: Settings, host: str, port: int) -> None:
                       state, exc.strerror or exc)
         print(f"localgate {__version__} listening on http://{_url_host(host)}:{bound}/v1 "
               f"(default model {settings.default_model})", file=sys.stderr, flush=True)
+    return announce
 
-    running = await start(settings, host, port, before_serving=announce)
+
+async def serve(settings: Settings, host: str, port: int) -> None:
+    """Serve until SIGINT/SIGTERM. Raises PortInUse when the address is taken."""
+    state = paths.state_file()
+    running = await start(settings, host, port,
+                          before_serving=_announcer(settings, host, state))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     handled = []
@@ -189,6 +199,94 @@ async def serve(settings: Settings, host: str, port: int) -> None:
             loop.remove_signal_handler(sig)
         await running.stop()
         await asyncio.to_thread(_remove_state, state)
+
+
+class ServerThread:
+    """The daemon on a worker thread with its own event loop, for the tray, which owns the main
+    thread (STYLE 3.10). Other threads reach the loop only through `call` and `soon`; `stop`
+    is bounded."""
+
+    def __init__(self, settings: Settings, host: str, port: int) -> None:
+        self.settings, self.host, self.port = settings, host, port
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.running: Running | None = None
+        self._thread = threading.Thread(target=self._main, name="localgate-server", daemon=True)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._stopping: asyncio.Event | None = None
+
+    def start(self, timeout: float = 60.0) -> Running:
+        """Start serving; returns once requests are answered. Raises what `start` raises
+        (AlreadyRunning, PortInUse, CannotListen, ConfigError...) in the calling thread."""
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise CannotListen(f"the server did not start within {timeout:.0f} s")
+        if self._error is not None:
+            raise self._error
+        assert self.running is not None
+        return self.running
+
+    def _main(self) -> None:
+        loop = self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve())
+        finally:
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._stopping = asyncio.Event()
+        state = paths.state_file()
+        try:
+            self.running = await start(self.settings, self.host, self.port,
+                                       before_serving=_announcer(self.settings, self.host, state))
+        except BaseException as exc:  # handed to the thread that called start()
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            await self._stopping.wait()
+            log.info("stopping")
+        finally:
+            await self.running.stop()  # ends streams, flushes the spend log, drops the lock
+            await asyncio.to_thread(_remove_state, state)
+
+    def call(self, coro: Coroutine[object, object, T], timeout: float = 5.0) -> T:
+        """Run `coro` on the server loop and wait (at most `timeout`) for its result."""
+        if self.loop is None or self.loop.is_closed():
+            coro.close()
+            raise RuntimeError("the server is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def soon(self, fn: Callable[..., object], *args: object) -> None:
+        """Run `fn(*args)` on the server loop, without waiting."""
+        if self.loop is None or self.loop.is_closed():
+            raise RuntimeError("the server is not running")
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def request_stop(self) -> None:
+        """Begin stopping (streams end, the log is flushed) without waiting."""
+        loop, stopping = self.loop, self._stopping
+        if loop is not None and stopping is not None and not loop.is_closed():
+            # RuntimeError: the loop closed meanwhile, the thread is ending by itself
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stopping.set)
+
+    def stop(self, timeout: float = 15.0) -> bool:
+        """Stop serving and wait for the thread; False (logged) if it is still alive."""
+        self.request_stop()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("the server thread did not stop within %.0f s", timeout)
+            return False
+        return True
 
 
 def _url_host(host: str) -> str:

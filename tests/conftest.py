@@ -67,6 +67,10 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                                "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # tests talk to loopback only
+    # no test opens a tray or a browser on the developer's own desktop: the tray tests bring
+    # their own virtual display (tests/test_tray_x11.py)
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "PYSTRAY_BACKEND", "BROWSER"):
+        monkeypatch.delenv(var, raising=False)
     return tmp_path
 
 

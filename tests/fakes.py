@@ -235,3 +235,57 @@ class FakeUpstream:
             self.disconnects += 1
             raise
         return resp
+
+
+class FakeController:
+    """The tray's Controller, recording every call; `fail` names methods that raise."""
+
+    def __init__(self, **status: Any) -> None:
+        from localgate.controller import ModelChoices, Status
+        self.state = Status(base_url="http://127.0.0.1:8642/v1",
+                            default_model="kilo-auto/balanced", **status)
+        self.choices = ModelChoices(auto=("kilo-auto/balanced", "kilo-auto/free"),
+                                    popular=("anthropic/claude-sonnet-4.6", "openai/gpt-5.2"),
+                                    recent=("openai/gpt-5.2", "mistral/codestral-2508"))
+        self.calls: list[tuple[str, Any]] = []
+        self.fail: set[str] = set()
+
+    def _call(self, name: str, arg: Any = None) -> None:
+        self.calls.append((name, arg))
+        if name in self.fail:
+            raise RuntimeError(f"{name} broke")
+
+    def _set(self, **changes: Any) -> None:
+        import dataclasses
+        self.state = dataclasses.replace(self.state, **changes)
+
+    def status(self) -> Any:
+        if "status" in self.fail:
+            raise RuntimeError("status broke")
+        return self.state
+
+    def model_choices(self) -> Any:
+        return self.choices
+
+    def set_default_model(self, model: str) -> None:
+        self._call("set_default_model", model)
+        self._set(default_model=model)
+
+    def set_paused(self, paused: bool) -> None:
+        self._call("set_paused", paused)
+        self._set(paused=paused)
+
+    def dashboard_url(self) -> str:
+        self._call("dashboard_url")
+        return "http://127.0.0.1:8642/localgate/login?token=one-time-token"
+
+    def api_key(self) -> str:
+        self._call("api_key")
+        return "lg-fake-local-key"
+
+    def set_autostart(self, enabled: bool) -> None:
+        self._call("set_autostart", enabled)
+        self._set(autostart=enabled)
+
+    def quit(self) -> None:
+        self._call("quit")

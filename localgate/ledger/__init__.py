@@ -188,6 +188,13 @@ def spent_since(conn: sqlite3.Connection, since_utc: str, client: str | None = N
     return int(conn.execute(sql, args).fetchone()[0])
 
 
+def recent_models(conn: sqlite3.Connection, limit: int = 5) -> list[str]:
+    """The distinct models requests were served by lately (resolved ids), newest first."""
+    sql = ("select resolved_model from spend where resolved_model != '' "
+           "group by resolved_model order by max(ts) desc limit ?")
+    return [r[0] for r in conn.execute(sql, (limit,))]
+
+
 def rows(conn: sqlite3.Connection, *, since: str | None = None, until: str | None = None,
          limit: int | None = None) -> list[dict[str, Any]]:
     """Newest first."""
