@@ -70,8 +70,11 @@ def test_wheel_installs_and_serves(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     _run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path)
     vpy = venv / "bin" / "python"
+    # without the tests' PYTHONPATH (the source tree), which would make pip see localgate as
+    # installed already and install nothing
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     _run(sys.executable, "-m", "pip", "--python", vpy, "install", "--no-deps", "--no-index",
-         "-q", wheel, cwd=tmp_path)
+         "-q", wheel, cwd=tmp_path, env=clean)
     site = Path(_run(vpy, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
                      cwd=tmp_path).strip())
     (site / "_deps_from_test_venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")

@@ -188,13 +188,6 @@ def spent_since(conn: sqlite3.Connection, since_utc: str, client: str | None = N
     return int(conn.execute(sql, args).fetchone()[0])
 
 
-def recent_models(conn: sqlite3.Connection, limit: int = 5) -> list[str]:
-    """The distinct models requests were served by lately (resolved ids), newest first."""
-    sql = ("select resolved_model from spend where resolved_model != '' "
-           "group by resolved_model order by max(ts) desc limit ?")
-    return [r[0] for r in conn.execute(sql, (limit,))]
-
-
 def rows(conn: sqlite3.Connection, *, since: str | None = None, until: str | None = None,
          limit: int | None = None) -> list[dict[str, Any]]:
     """Newest first."""
@@ -247,13 +240,16 @@ def ttft_samples(conn: sqlite3.Connection, *, since: str) -> list[tuple[str, int
     return [(r[0], int(r[1])) for r in conn.execute(sql, (since,))]
 
 
-def recent_models(conn: sqlite3.Connection, *, scan: int = 500) -> list[str]:
-    """Distinct resolved models of the latest `scan` rows, most recently used first."""
+def recent_models(conn: sqlite3.Connection, limit: int | None = None, *,
+                  scan: int = 500) -> list[str]:
+    """Distinct resolved models of the latest `scan` rows, most recently used first (at most
+    `limit` of them)."""
     sql = ("select resolved_model, max(ts) as last from (select resolved_model, ts from spend "
            "order by ts desc limit ?) where coalesce(resolved_model, '') != '' "
            "group by resolved_model order by last desc")
     conn.row_factory = None
-    return [r[0] for r in conn.execute(sql, (scan,))]
+    found = [r[0] for r in conn.execute(sql, (scan,))]
+    return found if limit is None else found[:limit]
 
 
 def _window(since: str | None, until: str | None) -> tuple[str, list[Any]]:
