@@ -173,7 +173,8 @@ async def test_translated_text_and_stream(start_daemon: StartDaemon, fake: FakeU
     assert sent.body["messages"] == [{"role": "system", "content": "Be terse."}, *HELLO]
     assert sent.body["max_completion_tokens"] == 100
     names = [name for name, _ in events(got)]
-    assert names[0] == "message_start" and names[-2:] == ["message_delta", "message_stop"]
+    assert names[:2] == ["ping", "message_start"]
+    assert names[-2:] == ["message_delta", "message_stop"]
     assert names.count("content_block_delta") == 3
     assert text == "tok0 tok1 tok2 " and final.usage.output_tokens == 7
     for h in (raw.headers, headers):
@@ -185,13 +186,18 @@ async def test_translated_text_and_stream(start_daemon: StartDaemon, fake: FakeU
              r["cost_source"]) for r in rows} == {("byok", "openai", 11, 7, "catalog")}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a translated Messages stream never sends `ping` "
-                   "(MessagesCodec's StreamEncoder.ping() is never called)")
-async def test_translated_stream_pings(start_daemon: StartDaemon, fake: FakeUpstream) -> None:
+async def test_translated_stream_pings_while_the_first_chunk_is_awaited(
+        start_daemon: StartDaemon, fake: FakeUpstream) -> None:
     d = await start_daemon(OPENAI_API_KEY=OPENAI_KEY)
-    async with claude(d) as c:
-        got, _ = await raw_stream(c, model=GPT, max_tokens=100, messages=HELLO)
-    assert "ping" in [name for name, _ in events(got)]
+    fake.knobs.chunk_delay = 0.2
+    async with claude(d) as c, c.messages.with_streaming_response.create(
+            stream=True, model=GPT, max_tokens=100, messages=HELLO) as resp:
+        chunks = resp.iter_bytes()
+        first = await chunks.__anext__()  # sent before the upstream's first chunk came
+        rest = b"".join([chunk async for chunk in chunks])
+    assert events(first)[0][0] == "ping"
+    names = [name for name, _ in events(first + rest)]
+    assert names.count("ping") == 1 and names[-1] == "message_stop"
 
 
 async def test_translated_multi_turn_tool_conversation(start_daemon: StartDaemon,
@@ -397,7 +403,7 @@ async def test_claude_code_translated(start_daemon: StartDaemon, fake: FakeUpstr
         assert chat["reasoning"] == {"max_tokens": 31999}
         assert chat["max_tokens"] == 32000
     names = [name for name, _ in events(got)]
-    assert names[0] == "message_start" and names[-1] == "message_stop"
+    assert names[:2] == ["ping", "message_start"] and names[-1] == "message_stop"
     text = "".join(data["delta"].get("text", "") for name, data in events(got)
                    if name == "content_block_delta")
     assert text == "tok0 tok1 tok2 "
