@@ -272,3 +272,22 @@ async def test_embeddings_routed_logged_and_costed(start_daemon: StartDaemon,
     want = int(resp.usage.prompt_tokens * await dearest_prompt_price(d, "openai") * 1_000_000)
     assert row["cost_source"] == "estimated"
     assert row["cost_microdollars"] == pytest.approx(want, abs=1) and want > 0
+
+
+# ---- LangChain ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_langchain_chat_openai_codex_model_uses_responses(
+        start_daemon: StartDaemon, responses_api: FakeResponses, stream: bool) -> None:
+    """LangChain's ChatOpenAI switches to the Responses API by itself for codex models."""
+    from langchain_openai import ChatOpenAI
+    d = await start_daemon(responses_at(responses_api), OPENAI_API_KEY=OPENAI_KEY)
+    llm = ChatOpenAI(model="openai/gpt-5.2-codex", base_url=f"{d.url}/v1", api_key=LOCAL_KEY,
+                     max_retries=0, streaming=stream)
+    msg = await llm.ainvoke("hi")
+    assert msg.text == responses_api.knobs.text
+    assert responses_api.last.path == "/openai/v1/responses"
+    assert responses_api.last.body["model"] == "gpt-5.2-codex"
+    assert msg.usage_metadata is not None and msg.usage_metadata["input_tokens"] == 40
+    row = await one_row(d)
+    assert (row["route"], row["stream"], row["prompt_tokens"]) == ("byok", stream, 40)
