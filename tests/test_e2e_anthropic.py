@@ -184,7 +184,8 @@ async def test_dotted_tool_call_ids_are_rewritten_in_pairs(start_daemon: StartDa
 async def test_images_data_and_http_urls(start_daemon: StartDaemon,
                                          claude_api: FakeAnthropic) -> None:
     d = await byok(start_daemon, claude_api)
-    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    png = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9aw"
+           "AAAABJRU5ErkJggg==")  # a 1x1 PNG
     content = [{"type": "text", "text": "What is in these?"},
                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},
                {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}}]

@@ -53,7 +53,8 @@ CLAUDE_CODE: dict[str, Any] = {
                    "timeout": {"type": "number"}},
                    "required": ["command"], "additionalProperties": False,
                    "$schema": "http://json-schema.org/draft-07/schema#"}}],
-    "metadata": {"user_id": "user_3f2a9c0d1e_account__session_6c1d1b7e-0b8e-4a5c-9d0f-2a1b3c4d5e6f"},
+    "metadata": {"user_id": "user_3f2a9c0d1e_account__session_"
+                             "6c1d1b7e-0b8e-4a5c-9d0f-2a1b3c4d5e6f"},
     "thinking": {"type": "enabled", "budget_tokens": 31999},
     "temperature": 1,
     "stream": True,
@@ -423,7 +424,8 @@ async def test_count_tokens_anthropics_own_or_an_estimate(start_daemon: StartDae
             model=SONNET_NATIVE, extra_headers={"anthropic-beta": BETA},
             extra_query={"beta": "true"}, **body)
         estimate = await c.messages.with_raw_response.count_tokens(model=GPT, **body)
-    assert (await native.parse()).input_tokens == json.loads(claude_api.sent[-1])["input_tokens"] > 0
+    counted = json.loads(claude_api.sent[-1])["input_tokens"]
+    assert (await native.parse()).input_tokens == counted > 0
     seen = claude_api.last
     assert seen.path == "/v1/messages/count_tokens" and seen.body["model"] == SONNET_NATIVE
     assert (seen.headers["x-api-key"], seen.headers["anthropic-beta"]) == (FAKE_KEY, BETA)

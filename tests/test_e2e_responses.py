@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import LOCAL_KEY, Daemon, StartDaemon
 from tests.e2e import (GPT, KILO_KEY, OPENAI_KEY, SONNET, XAI_KEY, anthropic_at, claude_api,
-                       cost_of, events, one_row, prices, responses_api, responses_at, settled)
+                       cost_of, one_row, prices, responses_api, responses_at, settled)
 from tests.fake_anthropic import FAKE_KEY, FakeAnthropic
 from tests.fake_responses import EMBEDDING, FakeResponses
 from tests.fakes import FakeUpstream
