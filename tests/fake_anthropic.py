@@ -4,10 +4,11 @@ localgate end to end: POST /v1/messages (under any prefix) checks `x-api-key` an
 (tests/fake_anthropic_rules.py), and answers like it, streamed (the real event sequence, `ping`
 included) or not, with text, a tool_use, or thinking first when the request enables it.
 
+POST /v1/messages/count_tokens answers Anthropic's `{"input_tokens": N}` with the same tokenizer.
 Prompt caching is simulated: the prefix up to each `cache_control` breakpoint is remembered, so
 a second request with the same prefix reports `cache_read_input_tokens`. Fault knobs: an error
 status with Anthropic's body (429, 529, ...), an `error` event mid-stream, a cut stream, slow
-events, a hang. Everything received is recorded in `seen`.
+events, a hang. Everything received is recorded in `seen`, every answer's bytes in `sent`.
 """
 
 from __future__ import annotations
@@ -63,15 +64,19 @@ class FakeAnthropic:
     def __init__(self) -> None:
         self.knobs = Knobs()
         self.seen: list[Seen] = []
+        self.sent: list[bytes] = []       # the bytes of every answer (stream events one by one)
         self.cache: dict[str, int] = {}   # prefix digest -> its tokens
         self.app = web.Application()
         self.app.router.add_post("/v1/messages", self.messages)
         self.app.router.add_post("/{prefix:.+}/v1/messages", self.messages)
+        self.app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
+        self.app.router.add_post("/{prefix:.+}/v1/messages/count_tokens", self.count_tokens)
         self.url = ""
 
     def reset(self) -> None:
         self.knobs = Knobs()
         self.seen.clear()
+        self.sent.clear()
         self.cache.clear()
 
     @property
@@ -96,7 +101,30 @@ class FakeAnthropic:
         msg = self._message(body)
         if body.get("stream"):
             return await self._stream(request, msg)
-        return web.json_response(msg, headers={"request-id": "req_fake_0001"})
+        data = json.dumps(msg).encode()
+        self.sent.append(data)
+        return web.Response(body=data, content_type="application/json",
+                            headers={"request-id": "req_fake_0001"})
+
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        """Anthropic's token count: the same fields as a message minus max_tokens and stream."""
+        raw = await request.read()
+        body = json.loads(raw)
+        self.seen.append(Seen(request.path, dict(request.headers), body))
+        if request.headers.get("x-api-key") != self.knobs.api_key:
+            return error(401, "invalid x-api-key")
+        if not request.headers.get("anthropic-version"):
+            return error(400, "anthropic-version: header is required")
+        msg = problem({**body, "max_tokens": 1}) if isinstance(body, dict) else "body"
+        if msg is None and ("max_tokens" in body or "stream" in body):
+            msg = "max_tokens: Extra inputs are not permitted"
+        if msg is not None:
+            return error(400, msg)
+        count = sum(tokens({k: v for k, v in b.items() if k != "cache_control"})
+                    for b in _cacheable(body))
+        data = json.dumps({"input_tokens": count}).encode()
+        self.sent.append(data)
+        return web.Response(body=data, content_type="application/json")
 
     def _refusal(self, request: web.Request, body: Any) -> web.Response | None:
         if request.headers.get("x-api-key") != self.knobs.api_key:
@@ -164,13 +192,17 @@ class FakeAnthropic:
                 return resp
             if k.event_delay:
                 await asyncio.sleep(k.event_delay)
-            await resp.write(sse(name, data))
+            await self._send(resp, sse(name, data))
             if k.mid_error and name == "content_block_delta":
-                await resp.write(sse("error", {"type": "error", "error": {
+                await self._send(resp, sse("error", {"type": "error", "error": {
                     "type": "overloaded_error", "message": "Overloaded"}}))
                 return resp
         await resp.write_eof()
         return resp
+
+    async def _send(self, resp: web.StreamResponse, data: bytes) -> None:
+        self.sent.append(data)
+        await resp.write(data)
 
     def _events(self, msg: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         usage = msg["usage"]

@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import LOCAL_KEY, StartDaemon
+from tests.e2e import responses_api
 from tests.fakes import FakeUpstream
 
 NODE_DIR = Path(__file__).parent / "node"
 OPENAI_KEY = "sk-test-openai-0123456789abcdef"
 KILO_KEY = "kilo-test-key-0123456789"
 BYOK = "openai/gpt-5.2"
+__all__ = ["responses_api"]  # the fixture, imported for pytest
 
 
 def _node_ready() -> bool:
@@ -246,3 +248,43 @@ async def test_every_proxied_response_names_its_upstream(start_daemon: StartDaem
     fake.knobs.status = 500
     r = await chat(d, {"model": "x-ai/grok-code-fast-1", "messages": HELLO})
     assert r.status == 500 and r.headers["x-localgate-upstream"] == "kilo"
+
+
+@needs_node
+@pytest.mark.parametrize("case", ["ai-sdk-openai-stream", "ai-sdk-openai-tools"])
+async def test_ai_sdk_default_provider_to_openais_own_responses(
+        start_daemon: StartDaemon, responses_api: Any, case: str) -> None:
+    """The Vercel AI SDK's default OpenAI provider speaks the Responses API: with the user's
+    OpenAI key it reaches OpenAI's own /responses untranslated (tests/fake_responses.py)."""
+    from tests.e2e import responses_at
+    d = await start_daemon(responses_at(responses_api), OPENAI_API_KEY=OPENAI_KEY)
+    responses_api.knobs.function_call = case.endswith("tools")
+    got = await node(case, d.url + "/v1")
+    assert got["ok"], got
+    assert responses_api.last.path == "/openai/v1/responses"
+    assert responses_api.last.body["model"] == "gpt-5.2"
+    assert got["usage"]["inputTokens"] == 40 and got["usage"]["outputTokens"] == 12
+    if case.endswith("tools"):
+        assert [(c["toolName"], c["input"]) for c in got["toolCalls"]] == \
+            [("get_weather", {"city": "Paris"})]
+    else:
+        assert got["text"] == responses_api.knobs.text
+
+
+@needs_node
+@pytest.mark.parametrize("case", ["ai-sdk-openai-stream", "ai-sdk-openai-tools"])
+async def test_ai_sdk_default_provider_translated(start_daemon: StartDaemon, fake: FakeUpstream,
+                                                  case: str) -> None:
+    """The same client on a route without a Responses API (xAI with the user's key): the
+    request is translated to chat and the answer back, and the SDK cannot tell."""
+    d = await start_daemon(XAI_API_KEY="xai-test-key-0123456789")
+    fake.knobs.tool_call = case.endswith("tools")
+    got = await node(case, d.url + "/v1", model="x-ai/grok-code-fast-1")
+    assert got["ok"], got
+    assert fake.last.path == "/x-ai/v1/chat/completions"
+    assert got["usage"]["inputTokens"] == 11 and got["usage"]["outputTokens"] == 7
+    if case.endswith("tools"):
+        assert [(c["toolName"], c["input"]) for c in got["toolCalls"]] == \
+            [("get_weather", {"city": "Paris"})]
+    else:
+        assert got["text"] == "tok0 tok1 tok2 "

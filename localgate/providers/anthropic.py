@@ -39,10 +39,14 @@ class AnthropicAdapter:
 
     def native_call(self, endpoint: str, body: Mapping[str, Any], t: Target, *, stream: bool,
                     client_headers: Mapping[str, str]) -> HttpCall:
-        """The client's own Messages body (or count_tokens body), only the model made native;
-        its anthropic-* headers (version, beta) kept (SPEC 9)."""
+        """The client's own Messages body (or count_tokens body), only a catalog model id made
+        native; its anthropic-* headers (version, beta) kept (SPEC 9)."""
         out = dict(body)
-        out["model"] = t.model
+        # a bare Anthropic id (a dated snapshot included) is Anthropic's own name for the model
+        # the client pinned: kept; only a catalog id (anthropic/...) becomes the native id
+        model = body.get("model")
+        bare = isinstance(model, str) and model.startswith("claude-") and "/" not in model
+        out["model"] = model if bare else t.model
         path = "/v1/messages" if endpoint == "messages" else "/v1/messages/count_tokens"
         return HttpCall("POST", f"{t.base_url.rstrip('/')}{path}",
                         _headers(t, stream, client_headers, _PASSED_THROUGH),

@@ -99,6 +99,9 @@ async def write(request: web.Request, gw: Gateway, p: Prepared, answer: Answer,
         "X-Accel-Buffering": "no"})
     try:
         await out.prepare(request)
+        ping = getattr(encode, "ping", None)
+        if ping is not None:  # Anthropic's keep-alive, while the first chunk is awaited
+            await out.write(ping())
         async for data in relay:
             if encode is not None:
                 data = encode.feed(data)
