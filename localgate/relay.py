@@ -273,9 +273,9 @@ class Shadow:
         return getattr(self.inner, name)
 
 
-class ResponsesWatcher:
-    """Watches an OpenAI Responses event stream passed on untranslated (OpenAI or the hosted
-    gateway): usage from `response.completed`, failures, the first output, text for estimates."""
+class _EventWatcher:
+    """Watches an event stream that is passed on untranslated, one parsed SSE event at a time;
+    feed() hands the bytes back unchanged."""
 
     def __init__(self) -> None:
         from localgate.sse import SseParser
@@ -284,7 +284,6 @@ class ResponsesWatcher:
         self.error: dict[str, Any] | None = None
         self.done = self.finished = self.first_content = False
         self.text_chars = 0
-        self.sequence = 0
 
     def feed(self, chunk: bytes) -> bytes:
         for ev in self._sse.feed(chunk):
@@ -301,6 +300,18 @@ class ResponsesWatcher:
 
     def ids(self) -> tuple[str | None, str | None]:
         return None, None
+
+    def _event(self, data: str) -> None:
+        raise NotImplementedError
+
+
+class ResponsesWatcher(_EventWatcher):
+    """Watches an OpenAI Responses event stream passed on untranslated (OpenAI or the hosted
+    gateway): usage from `response.completed`, failures, the first output, text for estimates."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sequence = 0
 
     def _event(self, data: str) -> None:
         try:
@@ -343,36 +354,21 @@ def scrub_text(text: str, key: str | None) -> str:
     return text.replace(key, "<your key>") if key and key in text else text
 
 
-class AnyWatcher:
+class AnyWatcher(_EventWatcher):
     """Watches a stream of a format localgate does not speak (a Kilo service call forwarded as
     it is): usage from whatever JSON events carry one (chat chunks, `response.usage`, Anthropic
     `message.usage` + `message_delta`), merged; no judgement on how it ends."""
 
     def __init__(self) -> None:
-        from localgate.sse import SseParser
-        self._sse = SseParser()
-        self.usage: dict[str, Any] | None = None
-        self.error: dict[str, Any] | None = None
+        super().__init__()
         self.done = self.finished = True
-        self.first_content = False
-        self.text_chars = 0
 
     def feed(self, chunk: bytes) -> bytes:
         self.first_content = True
-        for ev in self._sse.feed(chunk):
-            self._event(ev.data)
-        return chunk
-
-    def flush(self) -> bytes:
-        for ev in self._sse.close():
-            self._event(ev.data)
-        return b""
+        return super().feed(chunk)
 
     def sent(self, data: bytes) -> None:
         self.text_chars += text_chars(data)
-
-    def ids(self) -> tuple[str | None, str | None]:
-        return None, None
 
     def _event(self, data: str) -> None:
         if '"usage"' not in data:
