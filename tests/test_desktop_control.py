@@ -135,10 +135,12 @@ def test_model_choices_auto_popular_recent(home: Path) -> None:
         ch = DaemonController(s).model_choices()
     finally:
         s.stop()
-    assert ch.auto == ("kilo-auto/balanced", "kilo-auto/free", "kilo-auto/frontier")
+    # the dashboard's lists (choices.offered): auto models in the config's order, popular in
+    # the catalog's, recently used without those already shown
+    assert ch.auto == ("kilo-auto/frontier", "kilo-auto/balanced", "kilo-auto/free")
     assert ch.popular[:4] == ("anthropic/claude-opus-4.6", "anthropic/claude-sonnet-4.6",
                               "anthropic/claude-haiku-4.5", "openai/gpt-5.2")
-    assert ch.recent == ("mistral/codestral-2508", "x-ai/grok-4", "openai/gpt-5.2")
+    assert ch.recent == ("mistral/codestral-2508", "x-ai/grok-4")
     groups = dict(ch.groups)
     assert groups["recent"] == ("mistral/codestral-2508", "x-ai/grok-4")  # no repeats
 

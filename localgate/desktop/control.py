@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from localgate import config, ledger, paths, runtime
+from localgate import choices, config, ledger, paths, runtime
 from localgate.controller import ModelChoices, Status
 from localgate.desktop import autostart
 
@@ -55,17 +55,18 @@ class DaemonController:
                 "upstream_failed": live.upstream_failed}
 
     def model_choices(self) -> ModelChoices:
-        auto, popular, default = self._server.call(self._catalog_choices())
+        """The same lists the dashboard offers (choices.offered), the current default always
+        among them."""
         recent = self._recent_models()
-        if default not in auto + popular + recent:
-            recent = (default, *recent)  # the current default is always there to see
-        return ModelChoices(auto=auto, popular=popular, recent=recent)
+        offer, default = self._server.call(self._offered(recent))
+        auto, popular, rest = (tuple(offer[k]) for k in ("auto", "popular", "recent"))
+        if default not in auto + popular + rest:
+            rest = (default, *rest)  # the current default is always there to see
+        return ModelChoices(auto=auto, popular=popular, recent=rest)
 
-    async def _catalog_choices(self) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    async def _offered(self, recent: tuple[str, ...]) -> tuple[dict[str, Any], str]:
         live = self._running.built.live
-        popular = sorted((m["preferred_index"], mid) for mid, m in live.catalog.models.items()
-                         if isinstance(m.get("preferred_index"), int))
-        return (tuple(sorted(live.settings.auto)), tuple(mid for _, mid in popular),
+        return (choices.offered(live.settings, live.catalog, recent),
                 live.settings.default_model)
 
     def _recent_models(self) -> tuple[str, ...]:
@@ -99,7 +100,10 @@ class DaemonController:
     # ---- commands ---------------------------------------------------------------------------
 
     def set_default_model(self, model: str) -> None:
-        """Persist to config.toml (here, off the loop), then apply it before the next request."""
+        """Check it as `localgate default` does, persist to config.toml (here, off the loop),
+        then apply it before the next request."""
+        live = self._running.built.live
+        model = choices.check_default(model, live.settings, live.catalog)
         config.save_value("routing", "default_model", model)
         self._server.call(self._reload(), timeout=15.0)
 
