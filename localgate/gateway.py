@@ -15,13 +15,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from localgate import accounting, relay, routing
+from localgate import accounting, relay, routing, validation
 from localgate.catalog import Catalog, provider_of
 from localgate.config import Provider, Settings
 from localgate.controls import DEFAULT_MAX_OUTPUT, Controls
-from localgate.errors import (ByokRefused, GatewayError, InvalidRequest, PaidModelAuthRequired,
+from localgate.errors import (ByokRefused, GatewayError, PaidModelAuthRequired,
                               Paused, SpendLogUnavailable, UpstreamError)
 from localgate.exchange import MAX_MODEL_CHARS, Exchange, clean
+from localgate.headers import PASSED_ON, forward_headers, route_headers, scrub
 from localgate.ledger import SpendEntry, utc_text
 from localgate.listing import Listing
 from localgate.pricing import worst_case
@@ -95,78 +96,6 @@ class Prepared:
             msgs, self.ex.repairs = repair_tool_calls(chat.get("messages") or [])
             self.chat = {**chat, "messages": msgs} if msgs is not chat.get("messages") else chat
         return self.chat
-
-
-def _validate_model(body: dict[str, Any]) -> str | None:
-    model = body.get("model")
-    if model is None:
-        return None
-    if not isinstance(model, str):
-        raise InvalidRequest("'model' must be a string", param="model")
-    model = model.strip()
-    if len(model) > MAX_MODEL_CHARS or not model.isprintable():
-        raise InvalidRequest(f"'model' must be a model id (printable, at most {MAX_MODEL_CHARS} "
-                             "characters), e.g. anthropic/claude-sonnet-4.6", param="model")
-    return model or None
-
-
-def _validate_stream(body: dict[str, Any]) -> bool:
-    stream = body.get("stream", False)
-    if stream is None:
-        return False
-    if not isinstance(stream, bool):
-        raise InvalidRequest("'stream' must be true or false", param="stream")
-    return stream
-
-
-def _object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise InvalidRequest("the request body must be a JSON object")
-    return body
-
-
-def _validate_chat(body: Any) -> tuple[str | None, bool]:
-    """(model or None, stream) after checking the few fields the daemon itself relies on."""
-    body = _object(body)
-    messages = body.get("messages")
-    if messages is None:
-        raise InvalidRequest("'messages' is required", param="messages")
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequest("'messages' must be a non-empty array", param="messages")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-            raise InvalidRequest(f"messages[{i}] must be an object with a 'role'",
-                                 param=f"messages[{i}]")
-    for name in ("stream_options", "usage"):
-        if body.get(name) is not None and not isinstance(body[name], dict):
-            raise InvalidRequest(f"'{name}' must be an object", param=name)
-    return _validate_model(body), _validate_stream(body)
-
-
-def _validate_fim(body: Any) -> tuple[str, bool]:
-    body = _object(body)
-    if not isinstance(body.get("prompt"), str):
-        raise InvalidRequest("'prompt' (the code before the cursor) is required", param="prompt")
-    if body.get("suffix") is not None and not isinstance(body["suffix"], str):
-        raise InvalidRequest("'suffix' must be a string", param="suffix")
-    for name in ("max_tokens", "min_tokens"):
-        v = body.get(name)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-            raise InvalidRequest(f"'{name}' must be a whole number", param=name)
-    model, stream = _validate_model(body), _validate_stream(body)
-    if model is None:
-        raise InvalidRequest("'model' is required, e.g. mistralai/codestral-2508", param="model")
-    return model, stream
-
-
-def wants_usage(body: Mapping[str, Any], *, gateway_path: bool) -> bool:
-    """Whether a streaming client gets the usage chunk: always on the hosted gateway's paths (as
-    the hosted gateway does), else when asked the OpenAI way or OpenRouter's way."""
-    if gateway_path:
-        return True
-    opts, usage = body.get("stream_options"), body.get("usage")
-    return bool((isinstance(opts, dict) and opts.get("include_usage"))
-                or (isinstance(usage, dict) and usage.get("include")))
 
 
 class Gateway:
@@ -246,20 +175,20 @@ class Gateway:
     def prepare(self, ex: Exchange, body: Any, *, headers: Mapping[str, str],
                 gateway_path: bool = False, kilo_token: str | None = None) -> Prepared:
         """An OpenAI chat request (SPEC 4: virtual models, then controls, then the route)."""
-        model, ex.stream = _validate_chat(body)
+        model, ex.stream = validation.chat(body)
         self.live.check_paused()
         rt = self._admit(ex, model, body, kilo_token=kilo_token)
         msgs, ex.repairs = repair_tool_calls(body["messages"])
         if msgs is not body["messages"]:
             body = {**body, "messages": msgs}
         return Prepared(ex, rt, body, headers, ex.stream,
-                        wants_usage(body, gateway_path=gateway_path))
+                        validation.wants_usage(body, gateway_path=gateway_path))
 
     def prepare_fim(self, ex: Exchange, body: Any, *, headers: Mapping[str, str]) -> Prepared:
         """A fill-in-the-middle request along the same line (SPEC 4, FIM). Local auth is
         required: the hosted FIM endpoint has no anonymous tier."""
         settings, cat = self.live.settings, self.live.catalog
-        model, ex.stream = _validate_fim(body)
+        model, ex.stream = validation.fim(body)
         self.live.check_paused()
         if ex.client == "anonymous":
             raise PaidModelAuthRequired("fill-in-the-middle needs your local API key "
@@ -277,9 +206,9 @@ class Gateway:
                         kilo_token: str | None = None) -> Prepared:
         """A Responses, Messages or embeddings request: controlled and routed like chat; sent
         natively where the route speaks the client's format, else translated to chat."""
-        body = _object(body)
-        ex.stream = _validate_stream(body)
-        model = model if model is not None else _validate_model(body)
+        body = validation.body_object(body)
+        ex.stream = validation.stream(body)
+        model = model if model is not None else validation.model(body)
         self.live.check_paused()
         rt = self._admit(ex, model, body, kilo_token=kilo_token, ingress=ingress)
         return Prepared(ex, rt, body, headers, ex.stream, True, ingress)
@@ -290,9 +219,9 @@ class Gateway:
         """An inference call that localgate forwards to the Kilo service as it is (legacy
         completions, edits, ...): allow lists and limits apply (an unknown model is priced
         conservatively), it is logged and costed from whatever usage the service reports."""
-        body = _object(body)
+        body = validation.body_object(body)
         ex.stream = bool(body.get("stream") is True)
-        model = _validate_model(body) or ""
+        model = validation.model(body) or ""
         self.live.check_paused()
         entry = self.live.catalog.get(model) if model else None
         ex.resolved_model, ex.provider = model, provider_of(model) if model else "kilo"
@@ -495,7 +424,7 @@ class Gateway:
     def _answer_headers(ex: Exchange, resp: Any, fell_back: bool) -> dict[str, str]:
         headers = route_headers(ex)
         headers["Content-Type"] = resp.headers.get("Content-Type", "application/json")
-        for h in _PASSED_ON:
+        for h in PASSED_ON:
             if h in resp.headers:
                 headers[h] = resp.headers[h]
         # the client should not retry what localgate already retried, nor what the upstream
@@ -542,45 +471,9 @@ class Gateway:
             latency_ms=ex.latency_ms, repairs=ex.repairs, error=ex.error)
 
 
-_PASSED_ON = ("Retry-After", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
-              "x-ratelimit-reset-requests", "x-ratelimit-limit-tokens",
-              "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens")
-
-
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-                         "te", "trailer", "trailers", "transfer-encoding", "upgrade", "host",
-                         "content-length", "content-encoding", "authorization", "x-api-key"})
-
-
-def forward_headers(headers: Mapping[str, str], key: str | None) -> dict[str, str]:
-    """The client's headers for the Kilo service: hop-by-hop and its own key removed, the
-    user's Kilo key (or the client's own Kilo token) presented instead."""
-    out = {k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP}
-    if key:
-        out["Authorization"] = f"Bearer {key}"
-    return out
-
-
 def _forward_call(p: Prepared, rt: routing.Route) -> HttpCall:
     from yarl import URL
     # encoded=True: yarl would otherwise re-normalise the client's escapes (%2F -> /)
     url: Any = URL(f"{rt.target.api_url}{p.path}", encoded=True)
     return HttpCall("POST", url, forward_headers(p.headers, rt.api_key),
                     relay.dumps(p.body))
-
-
-def route_headers(ex: Exchange) -> dict[str, str]:
-    """The x-localgate-* headers of every proxied response (SPEC 3)."""
-    return {"x-localgate-route": ex.route, "x-localgate-provider": ex.provider,
-            "x-localgate-upstream": ex.upstream, "x-localgate-model": ex.resolved_model,
-            "x-request-id": ex.id}
-
-
-def scrub(rt: routing.Route | None, data: bytes) -> bytes:
-    """Upstream bytes with the key we presented replaced: providers echo keys, and nothing a
-    client sees or the log keeps may show one."""
-    if rt is not None and rt.api_key:
-        key = rt.api_key.encode()
-        if key in data:
-            return data.replace(key, b"<your key>")
-    return data

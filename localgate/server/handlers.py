@@ -15,7 +15,7 @@ from localgate import __version__, jsonfast
 from localgate.auth import ANONYMOUS, KILO_TOKEN, presented_key
 from localgate.errors import (AuthRequired, GatewayError, InvalidRequest, ModelNotFound,
                               UpstreamError)
-from localgate.gateway import forward_headers
+from localgate.headers import forward_headers
 from localgate.server import inference
 from localgate.server.codecs import FORWARD
 from localgate.server.keys import AUTH, ERROR_FORMAT, GATEWAY, RELOAD
