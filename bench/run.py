@@ -18,6 +18,7 @@ import gc
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -278,14 +279,19 @@ async def streaming(s: aiohttp.ClientSession, targets: list[Target], n: int,
 async def launches(s: aiohttp.ClientSession, env: dict[str, str], logdir: Path,
                    times: int, procs: list[Proc]) -> dict[str, Any]:
     samples = []
-    for _ in range(times):
+    for i in range(times):
+        # a home of its own (one daemon per home): the running daemon's config, no spend log yet
+        home = logdir / f"launch-home-{i}"
+        home.mkdir()
+        shutil.copy(Path(env["LOCALGATE_HOME"]) / "config.toml", home / "config.toml")
+        launch_env = {**env, "LOCALGATE_HOME": str(home)}
         port = free_port()
         t = Target("localgate", f"http://127.0.0.1:{port}/v1/chat/completions",
                    "openai/gpt-5.2", LOCAL_KEY, None)
         gc.collect()
         t0 = time.perf_counter()
         proc = Proc("localgate-launch", [PY, "-m", "localgate", "serve", "--port", str(port)],
-                    env, logdir)
+                    launch_env, logdir)
         procs.append(proc)
         try:
             samples.append(await wait_chat(s, t, proc, timeout=20) - t0)
