@@ -96,6 +96,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             info.update(running=True, url=url + "/v1", pid=state["pid"],
                         default_model=health.get("default_model", info.get("default_model")),
                         daemon_version=health.get("version"))
+            if isinstance(health.get("spend_log"), dict):
+                info["spend_log"] = health["spend_log"]
         except (OSError, ValueError):
             info.update(url=url + "/v1", pid=state["pid"], note="process exists, not answering")
     if args.format == "json":
@@ -105,11 +107,23 @@ def cmd_status(args: argparse.Namespace) -> int:
         for key in ("pid", "default_model", "config_error", "note"):
             if info.get(key) is not None:
                 print(f"  {key.replace('_', ' ')}: {info[key]}")
+        _print_spend_log(info.get("spend_log"))
         limit = info.get("daily_limit_usd")
         print(f"  spent today: {review.dollars(round(info['spent_today_usd'] * 1e6))}"
               + (f" of {exact_dollars(round(limit * 1_000_000))} daily limit"
                  if limit is not None else " (no daily limit)"))
     return 0 if info["running"] else 3
+
+
+def _print_spend_log(state: dict[str, Any] | None) -> None:
+    """What the daemon says of its spend log, where the user looks (only when it matters)."""
+    if not state:
+        return
+    if not state.get("ok", True):
+        print(f"  spend log: NOT WRITABLE ({state.get('error')}); {state.get('unwritten', 0)} "
+              "rows unwritten, kept in memory and retried every second")
+    if state.get("set_aside"):
+        print(f"  spend log: a damaged spend.db was set aside as {state['set_aside']}")
 
 
 def cmd_models(args: argparse.Namespace) -> int:
