@@ -143,7 +143,11 @@ async def serve(settings: Settings, host: str, port: int) -> None:
                         "needs the local API key except free models", host)
         for w in settings.warnings:
             log.warning("%s", w)
-        await asyncio.to_thread(_write_state, state, host, bound)
+        try:
+            await asyncio.to_thread(_write_state, state, host, bound)
+        except OSError as exc:  # a full disk must not stop the daemon (README: full disk)
+            log.warning("cannot write %s (%s): `localgate status` will not find this daemon",
+                        state, exc.strerror or exc)
         print(f"localgate {__version__} listening on http://{_url_host(host)}:{bound}/v1 "
               f"(default model {settings.default_model})", file=sys.stderr, flush=True)
 
