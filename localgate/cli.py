@@ -86,7 +86,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         info["config_error"] = str(exc)
     from localgate import controls, ledger, review
-    conn = review.open_log(paths.ledger_file())
+    try:
+        conn = review.open_log(paths.ledger_file())
+    except review.LogUnreadable as exc:
+        conn, info["spend_log_error"] = None, str(exc)
     info["spent_today_usd"] = (ledger.spent_since(conn, controls.local_midnight_utc())
                                if conn else 0) / 1e6
     if state:
@@ -104,7 +107,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
     else:
         print(f"localgate {'running at ' + info['url'] if info['running'] else 'not running'}")
-        for key in ("pid", "default_model", "config_error", "note"):
+        for key in ("pid", "default_model", "config_error", "spend_log_error", "note"):
             if info.get(key) is not None:
                 print(f"  {key.replace('_', ' ')}: {info[key]}")
         _print_spend_log(info.get("spend_log"))
@@ -235,7 +238,10 @@ def _open_window(args: argparse.Namespace) -> tuple[Any, str | None, str | None]
         since, until = _window(args)
     except review.WindowError as exc:
         return _fail(str(exc), 2)
-    return review.open_log(paths.ledger_file()), since, until
+    try:
+        return review.open_log(paths.ledger_file()), since, until
+    except review.LogUnreadable as exc:
+        return _fail(str(exc))
 
 
 def cmd_log(args: argparse.Namespace) -> int:
@@ -299,7 +305,10 @@ def cmd_limits(args: argparse.Namespace) -> int:
         return _fail(f"config error: {exc}", 2)
     changed = args.daily_usd is not None or args.monthly_usd is not None
     note = remote.tell_daemon() if changed else ""
-    conn = review.open_log(paths.ledger_file())
+    try:
+        conn = review.open_log(paths.ledger_file())
+    except review.LogUnreadable as exc:
+        return _fail(str(exc))
     today = ledger.spent_since(conn, controls.local_midnight_utc()) if conn else 0
     month = ledger.spent_since(conn, controls.local_midnight_utc(month=True)) if conn else 0
     info = {"daily_usd": settings.daily_usd, "monthly_usd": settings.monthly_usd,

@@ -50,11 +50,20 @@ def parse_when(text: str, *, now: float | None = None) -> str:
     return utc_text(dt.timestamp())
 
 
+class LogUnreadable(Exception):
+    """spend.db exists but is not a readable SQLite database (damaged, truncated)."""
+
+
 def open_log(path: Path) -> sqlite3.Connection | None:
-    """The spend log for reading (None when nothing was logged yet)."""
+    """The spend log for reading (None when nothing was logged yet); LogUnreadable when the
+    file is damaged (the daemon sets such a file aside at its next start; readers only say so)."""
     if not path.exists():
         return None
-    return ledger.connect(path)  # applies pending migrations, so an old file reads too
+    try:
+        return ledger.connect(path)  # applies pending migrations, so an old file reads too
+    except sqlite3.DatabaseError as exc:
+        raise LogUnreadable(f"the spend log {path} cannot be read ({exc}); the daemon sets a "
+                            "damaged log aside (renamed, not deleted) when it starts") from exc
 
 
 def local_time(ts: str | None) -> str:
