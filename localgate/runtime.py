@@ -26,6 +26,27 @@ log = logging.getLogger("localgate")
 SHUTDOWN_TIMEOUT_S = 5.0
 
 
+class _OneLineBadRequests(logging.Filter):
+    """aiohttp logs each malformed request (a scanner, a broken client) at ERROR with a full
+    traceback; one line is enough, and it names the fault only: the offending bytes may hold a
+    key (a header line missing its colon)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            what = (str(exc.message).splitlines() or ["malformed"])[0].strip().rstrip(":")
+            peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg, record.args = "malformed HTTP request from %s refused (400): %s", (
+                peer, what)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_BAD_REQUESTS = _OneLineBadRequests()
+
+
 class CannotListen(Exception):
     """The address cannot be listened on (bad host name, an address not on this machine)."""
 
@@ -94,6 +115,7 @@ async def start(settings: Settings, host: str, port: int,
         sock.close()
         home_lock.release()
         raise
+    logging.getLogger("aiohttp.server").addFilter(_BAD_REQUESTS)  # once: filters are a set
     runner = web.AppRunner(built.app, handle_signals=False, access_log=None,
                            shutdown_timeout=SHUTDOWN_TIMEOUT_S, handler_cancellation=True)
     await runner.setup()
