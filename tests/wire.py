@@ -59,6 +59,7 @@ class Seen:
 class Wire:
     def __init__(self) -> None:
         self.script = Script()
+        self.models: list[dict[str, Any]] = []  # GET .../models answers these (if any)
         self.seen: list[Seen] = []
         self.url = ""
         self.app = web.Application()
@@ -88,6 +89,8 @@ class Wire:
         if s.body_bytes:
             return await self._huge(request)
         path = request.path
+        if request.method == "GET" and path.endswith("/models") and self.models:
+            return web.json_response({"data": self.models})
         inference = path.endswith(("/completions", "/embeddings")) and request.method == "POST"
         if not inference:  # another /api/... path: a profile-like answer
             return web.Response(body=compact({"path": path, "who": MARKER, "auth": auth}),
