@@ -246,7 +246,7 @@ async def test_8_an_echoed_kilo_key_never_reaches_an_anonymous_caller(
     assert wire.seen[-1].headers["Authorization"] == f"Bearer {KILO_KEY}"  # it was echoed...
     assert r.headers["x-localgate-route"] == "free"
     assert_no_key(r, KILO_KEY)                                           # ...and scrubbed
-    assert "Hello there" in r.raw.decode()
+    assert "Bearer <your key>" in r.raw.decode()
 
 
 async def test_8_an_echoed_provider_key_is_scrubbed_from_bodies_and_errors(
@@ -274,6 +274,18 @@ async def test_8_pass_through_answers_are_scrubbed_body_and_headers(
     assert wire.seen[-1].headers["Authorization"] == f"Bearer {KILO_KEY}"
     assert r.json["who"] == MARKER and r.json["path"] == "/api/profile"
     assert_no_key(r, KILO_KEY, LOCAL_KEY)
+
+
+@pytest.mark.xfail(strict=True, reason="bug: Relay._out (streams.py) scrubs a key only when "
+                   "it arrives whole in one read; streams passed on as they are (forwarded, "
+                   "native Responses, Anthropic pass-through) leak one split across reads")
+async def test_8_a_key_split_across_reads_of_a_forwarded_stream_is_scrubbed(
+        start_daemon: StartDaemon, wire: Wire) -> None:
+    d = await up(start_daemon, wire, KILO_API_KEY=KILO_KEY)
+    wire.script = Script(echo_key=True, piece=1, piece_delay=0.001)  # one byte a read
+    r = await post(d, "/api/gateway/completions", {"model": BYOK, "prompt": "x", "stream": True})
+    assert r.status == 200 and wire.seen[-1].headers["Authorization"] == f"Bearer {KILO_KEY}"
+    assert_no_key(r, KILO_KEY)
 
 
 # ---- 9. CORS: IDE webviews may read answers, web pages may not ---------------------------------------

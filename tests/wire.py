@@ -171,11 +171,13 @@ class Wire:
                 obj["usage"] = None
             return b"data: " + compact(obj) + b"\n\n"
 
-        text = s.content + (f" {auth}" if auth else "")
+        text = s.content
         n = max(1, s.chunks)
         step = max(1, -(-len(text) // n))
         frames = [chunk({"role": "assistant", "content": ""}, None)]
         frames += [chunk({"content": text[i:i + step]}, None) for i in range(0, len(text), step)]
+        if auth:  # whole, in a frame of its own: a key split over two frames is no key
+            frames.append(chunk({"content": f" {auth}"}, None))
         frames.append(chunk({}, "stop"))
         usage = self._usage()
         if usage is not None:  # real upstreams send it when asked; this one always does
