@@ -82,7 +82,7 @@ async def test_1_parallel_forwarded_calls_cannot_walk_around_the_limit(
             if r["status"] == "ok"} == {("gateway", "upstream", 500_000)}
 
 
-# ---- 2. dated, variant and unknown ids still cost --------------------------------------------------
+# ---- 2. dated, variant and unknown ids still cost ------------------------------------------------
 
 async def test_2_a_dated_id_prices_as_its_base_model(start_daemon: StartDaemon,
                                                      wire: Wire) -> None:
@@ -119,7 +119,7 @@ async def test_2_an_unknown_model_counts_at_its_providers_dearest_prices(
     assert row["cost_microdollars"] == cost_of(dearest, 1000, 2000) > 1_000_000
 
 
-# ---- 3. every spelling of a path that can spend is controlled and logged ---------------------------
+# ---- 3. every spelling of a path that can spend is controlled and logged -------------------------
 
 SPELLINGS = ["/api/gateway/completions", "/api/gateway/chat/completions/",
              "/api//gateway/chat/completions"]
@@ -154,7 +154,7 @@ async def test_3_every_path_spelling_is_controlled_and_logged(start_daemon: Star
     assert [r["cost_microdollars"] for r in got[3:6]] == [400_000] * 3
 
 
-# ---- 5. a hostile string never loses a row ---------------------------------------------------------
+# ---- 5. a hostile string never loses a row -------------------------------------------------------
 
 async def test_5_hostile_strings_never_lose_a_row(start_daemon: StartDaemon,
                                                   wire: Wire) -> None:
@@ -189,7 +189,7 @@ async def test_5_hostile_strings_never_lose_a_row(start_daemon: StartDaemon,
     assert by_id[ids[1]]["mode"].startswith("co")
 
 
-# ---- 7. control characters and malformed fields ----------------------------------------------------
+# ---- 7. control characters and malformed fields --------------------------------------------------
 
 INFERENCE_PATHS = ["/v1/chat/completions", "/v1/fim/completions", "/api/gateway/completions",
                    "/v1/embeddings"]
@@ -227,7 +227,7 @@ async def test_7_malformed_fields_are_never_a_500_and_their_row_is_final(
     assert row["status"] != "in_flight" and row["http_status"] == r.status, row
 
 
-# ---- 8. keys echoed by an upstream never reach a client ---------------------------------------------
+# ---- 8. keys echoed by an upstream never reach a client ------------------------------------------
 
 def assert_no_key(r: Reply, *keys: str) -> None:
     seen = r.raw.decode("utf-8", "replace") + json.dumps(dict(r.headers))
@@ -288,7 +288,7 @@ async def test_8_a_key_split_across_reads_of_a_forwarded_stream_is_scrubbed(
     assert_no_key(r, KILO_KEY)
 
 
-# ---- 9. CORS: IDE webviews may read answers, web pages may not ---------------------------------------
+# ---- 9. CORS: IDE webviews may read answers, web pages may not -----------------------------------
 
 async def test_9_cors_for_ide_webviews_on_every_kind_of_answer(start_daemon: StartDaemon,
                                                                 wire: Wire) -> None:
@@ -319,7 +319,7 @@ async def test_9_cors_for_ide_webviews_on_every_kind_of_answer(start_daemon: Sta
     assert len(wire.seen) == 3  # stream, body, pass-through: nothing from a web page
 
 
-# ---- 12. bounded memory and storage -----------------------------------------------------------------
+# ---- 12. bounded memory and storage --------------------------------------------------------------
 
 async def test_12_anonymous_bodies_over_1_mb_are_413_and_logged_as_refused(
         start_daemon: StartDaemon, wire: Wire) -> None:
@@ -360,7 +360,7 @@ async def test_12_anonymous_refusals_are_rate_limited(start_daemon: StartDaemon,
     assert int(last.headers["Retry-After"]) > 0
 
 
-# ---- 13. rows that say what happened ---------------------------------------------------------------
+# ---- 13. rows that say what happened -------------------------------------------------------------
 
 async def test_13_a_413_is_logged_as_refused_413(start_daemon: StartDaemon, wire: Wire) -> None:
     d = await up(start_daemon, wire, {"server": {"max_body_mb": 0.5}},
@@ -409,7 +409,7 @@ async def test_13_a_call_waiting_for_headers_at_shutdown_is_logged_interrupted(
     assert row["status"] == "interrupted", row
 
 
-# ---- 16. a bug after the response is prepared still ends the stream -----------------------------------
+# ---- 16. a bug after the response is prepared still ends the stream ------------------------------
 
 class _Broken(relay.SseWatcher):
     """Raises on the second chunk fed, and when asked for the stream's ids (what the issue

@@ -14,7 +14,6 @@ import signal
 import sqlite3
 import stat
 import subprocess
-import sys
 import time
 import tomllib
 from collections.abc import Iterator
@@ -23,11 +22,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-import tomli_w
 
-from tests.conftest import auth, merge, provider_doc
-from tests.hardening_helpers import (BYOK, HELLO, OPENAI_KEY, peak_rss_mb, raw_request,
-                                     read_rows, wire_at)
+from tests.conftest import auth
+from tests.hardening_helpers import (BYOK, HELLO, OPENAI_KEY, peak_rss_mb, raw_request, read_rows,
+                                     wire_at)
 from tests.test_daemon import (STARTUP_TIMEOUT_S, Served, _launch, acli, daemon_env, free_port,
                                serve, write_config)
 from tests.wire import Script, Wire
@@ -84,7 +82,7 @@ async def test_4_a_second_daemon_on_the_same_home_says_where_the_first_is(
     env = daemon_env(OPENAI_API_KEY=OPENAI_KEY)
     # one request costs 100k completion tokens at gpt-5.2 prices: $1.40, over the $1 limit
     wire.script = Script(usage={"prompt_tokens": 10, "completion_tokens": 100_000},
-                         chunks=12, chunk_delay=0.3)
+                         chunks=16, chunk_delay=0.3)  # ~5 s: the second daemon exits first
     async with serve(home, env) as d1, aiohttp.ClientSession() as http:
         resp = await http.post(f"{d1.url}/v1/chat/completions", headers=auth(),
                                json={"model": BYOK, "messages": HELLO, "stream": True})
@@ -220,7 +218,7 @@ async def test_6_full_disk_every_request_is_written_later_or_reported(
     assert len(await db_rows(home)) == 302
 
 
-# ---- 10. damaged files: set aside, or a clear message ----------------------------------------------
+# ---- 10. damaged files: set aside, or a clear message --------------------------------------------
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
 async def test_10_a_damaged_spend_db_is_set_aside_and_a_new_one_started(
@@ -240,8 +238,8 @@ async def test_10_a_damaged_spend_db_is_set_aside_and_a_new_one_started(
         os.truncate(db, db.stat().st_size - 8192)
     before = db.read_bytes()
     readers = ("log", "spend", "status", "limits")  # readers say so, and change nothing
-    for reader, (code, out, err) in zip(readers, await asyncio.gather(
-            *(acli(reader, env=env) for reader in readers))):
+    for reader, (_, out, err) in zip(readers, await asyncio.gather(
+            *(acli(reader, env=env) for reader in readers)), strict=True):
         no_traceback(out + err)
         assert "cannot be read" in out + err, (reader, out, err)
     assert db.read_bytes() == before
@@ -286,7 +284,7 @@ async def test_10_an_unreadable_config_is_a_clear_message_never_a_traceback(
     commands = (["status"], ["log"], ["config", "show"], ["default", "openai/gpt-5.2"],
                 ["limits", "--daily-usd", "3"])
     for args, (code, out, err) in zip(commands, await asyncio.gather(
-            *(acli(*args) for args in commands))):
+            *(acli(*args) for args in commands)), strict=True):
         no_traceback(out + err)
         assert code in (0, 1, 2, 3), (args, code, err)
         if args[0] != "log":  # it never reads the config
@@ -307,7 +305,7 @@ async def test_10_non_finite_numbers_are_a_config_error_naming_the_key(home: Pat
     no_traceback(err)
 
 
-# ---- 11. config writes never lose each other ------------------------------------------------------
+# ---- 11. config writes never lose each other -----------------------------------------------------
 
 MODELS = ["openai/gpt-5.2", "anthropic/claude-sonnet-4.6", "mistralai/codestral-2508",
           "z-ai/glm-5:free"]
@@ -334,7 +332,7 @@ async def test_11_parallel_default_and_limits_never_lose_a_write(tmp_path: Path)
     await asyncio.gather(*(rounds(10, tmp_path / f"h{k}") for k in range(4)))
 
 
-# ---- 12. bounded memory -------------------------------------------------------------------------------
+# ---- 12. bounded memory --------------------------------------------------------------------------
 
 async def test_12_a_200_mb_upstream_body_is_a_502_and_memory_stays_bounded(
         home: Path, wire: Wire) -> None:

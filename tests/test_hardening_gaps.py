@@ -7,7 +7,6 @@ limit surviving a restart, a BYOK fallback and a gateway FIM costed (never free 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -206,7 +205,7 @@ async def test_17_a_byok_fim_is_costed_at_codestral_prices(start_daemon: StartDa
     assert round(r.json["usage"]["cost"] * 1e6) == want and r.json["usage"]["is_byok"] is True
 
 
-# ---- the estimate: 4 characters a token -----------------------------------------------------------
+# ---- the estimate: 4 characters a token ----------------------------------------------------------
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_17_tokens_are_estimated_at_4_characters_each(start_daemon: StartDaemon,

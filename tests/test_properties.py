@@ -27,7 +27,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from hypothesis import HealthCheck, event, given, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import LOCAL_KEY, Daemon, StartDaemon
 from tests.hardening_helpers import KILO_KEY, MISTRAL_KEY, OPENAI_KEY, read_rows, up, wire_at
@@ -51,7 +52,7 @@ _EXC_NAMES |= {"JSONDecodeError", "JSONEncodeError", "ClientPayloadError", "Clie
 _EXC_RE = re.compile(r"Traceback|\b(?:" + "|".join(sorted(_EXC_NAMES - {"Exception"})) + r")\b")
 _DAEMON_5XX = {502: "upstream_error", 503: "upstream_error", 504: "upstream_timeout"}
 
-# ---- strategies -------------------------------------------------------------------------------------
+# ---- strategies ----------------------------------------------------------------------------------
 
 hostile_text = st.one_of(
     st.text(max_size=40),
@@ -185,7 +186,7 @@ def faults(draw: st.DrawFn) -> Script:
     return s
 
 
-# ---- the promises -----------------------------------------------------------------------------------
+# ---- the promises --------------------------------------------------------------------------------
 
 async def _row_for(d: Daemon, rid: str, expected: int) -> list[dict[str, Any]]:
     writer = d.running.built.spend_log
@@ -203,14 +204,13 @@ async def _row_for(d: Daemon, rid: str, expected: int) -> list[dict[str, Any]]:
 async def exercise(d: Daemon, wire: Wire, path: str, body: bytes, head: dict[str, str],
                    who: str, script: Script, *, row_needs_auth: bool = False) -> None:
     wire.script = script
-    async with aiohttp.ClientSession() as s:
-        async with s.post(d.url + path, data=body, headers=head,
-                          timeout=aiohttp.ClientTimeout(total=15)) as resp:
-            status, got_headers = resp.status, dict(resp.headers)
-            try:
-                raw = await resp.read()
-            except aiohttp.ClientPayloadError:  # a body cut short: a promise broken
-                raise AssertionError(f"the daemon cut its answer short ({status})") from None
+    async with aiohttp.ClientSession() as s, s.post(d.url + path, data=body, headers=head,
+                      timeout=aiohttp.ClientTimeout(total=15)) as resp:
+        status, got_headers = resp.status, dict(resp.headers)
+        try:
+            raw = await resp.read()
+        except aiohttp.ClientPayloadError:  # a body cut short: a promise broken
+            raise AssertionError(f"the daemon cut its answer short ({status})") from None
     text = raw.decode("utf-8", "replace")
     event(f"answer {status}" + (" stream" if "event-stream" in got_headers.get(
         "Content-Type", "") else ""))

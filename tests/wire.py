@@ -80,9 +80,10 @@ class Wire:
         auth = request.headers.get("Authorization", "") if s.echo_key else ""
         headers = {"x-echo-auth": auth} if auth else {}
         if s.status >= 400:
-            return web.Response(status=s.status, headers=headers, content_type="application/json",
-                                body=compact({"error": {"message": f"{MARKER} says {s.status} {auth}",
-                                                        "type": "upstream_test", "code": s.status}}))
+            err = {"message": f"{MARKER} says {s.status} {auth}", "type": "upstream_test",
+                   "code": s.status}
+            return web.Response(status=s.status, headers=headers, body=compact({"error": err}),
+                                content_type="application/json")
         if s.garbage and not (isinstance(body, dict) and body.get("stream")):
             return web.Response(body=f"<html>{MARKER} oops</html>".encode(), headers=headers,
                                 content_type="application/json")
