@@ -8,6 +8,7 @@ limit surviving a restart, a BYOK fallback and a gateway FIM costed (never free 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -102,12 +103,16 @@ async def test_17_a_gateways_cost_is_read_from_compact_json(start_daemon: StartD
 # ---- limits across local midnight and a month boundary; across a restart ----------------------
 
 @pytest.fixture
-def zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def zone() -> Iterator[None]:
     """A zone 5:30 east of UTC (no tzdata needed): local midnight is not UTC midnight."""
-    monkeypatch.setenv("TZ", "LGT-5:30")
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "LGT-5:30"
     time.tzset()
     yield
-    monkeypatch.undo()
+    if old is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = old
     time.tzset()
 
 
