@@ -92,7 +92,12 @@ async def test_4_a_second_daemon_on_the_same_home_says_where_the_first_is(
         state = (home / "daemon.json").read_bytes()
         port2 = free_port()
         proc, log, _ = await _launch(home, env, port2)
-        code = await asyncio.wait_for(proc.wait(), 10)
+        try:
+            code = await asyncio.wait_for(proc.wait(), 10)
+        finally:
+            if proc.returncode is None:  # it kept running (the bug): never leave it behind
+                proc.kill()
+                await proc.wait()
         err = log.read_text()
         assert code != 0
         assert "already running" in err and f"http://127.0.0.1:{d1.port}/v1" in err, err
