@@ -298,7 +298,8 @@ class Gateway:
             resp, rt, native, fell_back = await self._open(p)
         except GatewayError as err:
             self.live.upstream_failed = True
-            ex.status, ex.error, ex.http_status = "error", err.message, err.status
+            ex.status = "interrupted" if self.upstream.stopping else "error"
+            ex.error, ex.http_status = err.message, err.status
             self.finish(ex)
             raise
         ex.http_status = resp.status

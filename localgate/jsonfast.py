@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from localgate.errors import InvalidRequest
+
 
 def loads(raw: bytes) -> Any:
     """Parse JSON bytes; raises ValueError for invalid JSON (as json.loads does).
@@ -26,9 +28,14 @@ def loads(raw: bytes) -> Any:
 
 
 def dumps(obj: Any) -> bytes:
-    """Compact UTF-8 JSON bytes."""
+    """Compact UTF-8 JSON bytes. A client's body nested too deeply to write back (orjson
+    reads 1024 levels but writes 255, the stdlib fewer than 1000) is its InvalidRequest (400),
+    never a RecursionError (500)."""
     try:
         return orjson.dumps(obj)
     except TypeError:
         # ensure_ascii escapes what UTF-8 cannot carry (a lone surrogate from a JS client)
-        return json.dumps(obj, separators=(",", ":")).encode()
+        try:
+            return json.dumps(obj, separators=(",", ":")).encode()
+        except RecursionError as exc:
+            raise InvalidRequest("the request body is nested too deeply") from exc

@@ -350,6 +350,34 @@ def native_error_event(fmt: str, err: dict[str, Any], sequence: int = 0) -> byte
     return b"event: error\ndata: " + jsonfast.dumps(body) + b"\n\n"
 
 
+class KeyScrubber:
+    """Replaces a key in a stream of byte chunks, also when it arrives split across chunks:
+    the only bytes held back are a chunk's end that could be the start of the key (almost
+    always none, so nothing waits)."""
+
+    __slots__ = ("key", "_held")
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self._held = b""
+
+    def feed(self, data: bytes) -> bytes:
+        if self._held:
+            data, self._held = self._held + data, b""
+        if self.key in data:
+            data = data.replace(self.key, b"<your key>")
+        if data and data[-1:] in self.key:  # else no key can start at the end (the usual case)
+            for k in range(min(len(self.key) - 1, len(data)), 0, -1):
+                if data.endswith(self.key[:k]):
+                    data, self._held = data[:-k], data[-k:]
+                    break
+        return data
+
+    def flush(self) -> bytes:
+        held, self._held = self._held, b""
+        return held
+
+
 def scrub_text(text: str, key: str | None) -> str:
     return text.replace(key, "<your key>") if key and key in text else text
 

@@ -31,23 +31,29 @@ T = TypeVar("T")
 SHUTDOWN_TIMEOUT_S = 5.0
 
 
-class _OneLine(logging.Filter):
-    """aiohttp logs a whole traceback for every malformed request a client sends; one line
-    saying what was wrong is enough (a bug of ours still logs its traceback: ours, not
-    aiohttp's, logger)."""
+class _OneLineBadRequests(logging.Filter):
+    """aiohttp logs each malformed request (a scanner, a broken client) at ERROR with a full
+    traceback; one line is enough, and it names the fault only: the offending bytes may hold a
+    key (a header line missing its colon)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[1] is not None:
-            exc = record.exc_info[1]
-            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"[:500]
-            record.args, record.exc_info, record.exc_text = (), None, None
+        from aiohttp.http_exceptions import HttpProcessingError
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            what = (str(exc.message).splitlines() or ["malformed"])[0].strip().rstrip(":")
+            peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg, record.args = "malformed HTTP request from %s refused (400): %s", (
+                peer, what)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 
 
+_BAD_REQUESTS = _OneLineBadRequests()
+
+
 def _quiet_aiohttp() -> None:
-    server_log = logging.getLogger("aiohttp.server")
-    if not any(isinstance(f, _OneLine) for f in server_log.filters):
-        server_log.addFilter(_OneLine())
+    logging.getLogger("aiohttp.server").addFilter(_BAD_REQUESTS)  # once: filters are a set
 
 
 class CannotListen(Exception):
@@ -169,9 +175,9 @@ def _announcer(settings: Settings, host: str, state: Path) -> Callable[[int], Aw
             log.warning("%s", w)
         try:
             await asyncio.to_thread(_write_state, state, host, bound)
-        except OSError as exc:  # a full disk must not stop the daemon; status cannot find it
-            log.error("cannot write %s (%s): `localgate status` will not find this daemon",
-                      state, exc.strerror or exc)
+        except OSError as exc:  # a full disk must not stop the daemon (README: full disk)
+            log.warning("cannot write %s (%s): `localgate status` will not find this daemon",
+                        state, exc.strerror or exc)
         print(f"localgate {__version__} listening on http://{_url_host(host)}:{bound}/v1 "
               f"(default model {settings.default_model})", file=sys.stderr, flush=True)
     return announce

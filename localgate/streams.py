@@ -76,7 +76,7 @@ class Relay:
                 rt.target.slug, rt.target.base_url, None, rt.upstream_model, rt.model,
                 rt.provider, rt.kind))
             self.watch = relay.Shadow(tr)
-        self._key = rt.api_key.encode() if rt.api_key else None
+        self._scrub = relay.KeyScrubber(rt.api_key.encode()) if rt.api_key else None
         self._ending = b"\n\n"  # the last bytes sent: our own events must start a new event
         self._gen = self._run()
 
@@ -107,14 +107,26 @@ class Relay:
         self.resp.close()  # an early exit must drop the upstream connection, not reuse it
 
     def _out(self, data: bytes) -> bytes:
-        if self._key is not None and self._key in data:  # an echoed key never goes out
-            data = data.replace(self._key, b"<your key>")
-        self._ending = data[-4:]
+        if self._scrub is not None:  # an echoed key never goes out, whole or split
+            data = self._scrub.feed(data)
+        if data:
+            self._ending = data[-4:]
         return data
 
+    def _held(self) -> bytes:
+        """What the scrubber held back (the start of something key-like that never became
+        one): it goes out before our own events and at the end."""
+        held = self._scrub.flush() if self._scrub is not None else b""
+        if held:
+            self._ending = held[-4:]
+        return held
+
     def _own(self, event: bytes) -> bytes:
+        held = self._held()
         ended = self._ending.endswith(b"\n\n") or self._ending == b"\r\n\r\n"
-        return self._out(event if ended else b"\n" + event)
+        out = held + (event if ended else b"\n" + event)
+        self._ending = out[-4:]
+        return out
 
     async def _run(self) -> AsyncIterator[bytes]:
         ex, watch, tr = self.p.ex, self.watch, self.translator
@@ -130,8 +142,10 @@ class Relay:
                     watch.sent(data)
             tail = watch.feed(tr.close()) if tr is not None else b""
             tail += watch.flush()
+            tail = self._out(tail) if tail else b""
+            tail += self._held()
             if tail:
-                yield self._out(tail)
+                yield tail
             for event in self._ending_events():
                 yield event
         except UpstreamError as exc:

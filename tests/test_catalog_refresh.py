@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 
 import aiohttp
@@ -57,11 +58,17 @@ async def test_refresh_adds_hosted_models_and_caches_them(start_daemon: StartDae
 
 
 async def test_offline_refresh_keeps_the_bundled_catalog(start_daemon: StartDaemon,
-                                                         fake: FakeUpstream,
-                                                         home: Path) -> None:
+                                                         fake: FakeUpstream, home: Path,
+                                                         caplog: pytest.LogCaptureFixture
+                                                         ) -> None:
     fake.models = []  # the fake answers 404 for /models
+    caplog.set_level(logging.INFO, logger="localgate")
     d = await start_daemon({"catalog": {"refresh": True}})
-    await asyncio.sleep(0.3)
+    deadline = asyncio.get_running_loop().time() + 3.0
+    # the refresher really ran (and failed): without this, a refresher that never runs passes
+    while not any("catalog refresh skipped" in r.getMessage() for r in caplog.records):
+        assert asyncio.get_running_loop().time() < deadline, "the refresher never ran"
+        await asyncio.sleep(0.05)
     ids = await _ids(d.url)
     assert "anthropic/claude-sonnet-4.6" in ids and len(ids) > 300
     assert not (home / "catalog-cache.json").exists()

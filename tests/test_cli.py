@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -67,14 +68,19 @@ def read_config(home: Path) -> dict[str, Any]:
 def test_help(args: list[str]) -> None:
     r = cli(*args, "--help")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("usage: localgate"), r.stdout[:200]
+    # its own usage line: the top-level help printed instead would start "usage: localgate"
+    assert r.stdout.startswith(" ".join(["usage: localgate", *args, ""])), r.stdout[:200]
     assert r.stderr == ""
 
 
 def test_top_level_help_lists_the_commands() -> None:
     out = cli("--help").stdout
-    for cmd in ("run", "serve", "status", "models", "default", "token", "keys", "config"):
-        assert cmd in out
+    # each command on its own line, its help text beside it or (a long name) on the next line
+    # ("run" alone is in many other lines)
+    listed = re.findall(r"^ {4}(\w+)(?: {2,}\S|\n {14}\S)", out, re.MULTILINE)
+    assert listed == ["run", "serve", "status", "pause", "resume", "dashboard", "autostart",
+                      "models", "default", "token", "keys", "log", "spend", "limits", "config",
+                      "setup"], out
 
 
 def test_version() -> None:

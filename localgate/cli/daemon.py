@@ -122,20 +122,43 @@ def cmd_autostart(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    info = _status_info()
+    if args.format == "json":
+        print(json.dumps(info, indent=2))
+        return 0 if info["running"] else 3
+    print(f"localgate {'running at ' + info['url'] if info['running'] else 'not running'}"
+          + (" (paused: proxied requests get 503 until `localgate resume`)"
+             if info.get("paused") else ""))
+    for key in ("pid", "default_model", "config_error", "spend_log_error", "note"):
+        if info.get(key) is not None:
+            print(f"  {key.replace('_', ' ')}: {info[key]}")
+    _print_spend_log(info.get("spend_log"))
+    from localgate import review
+    limit = info.get("daily_limit_usd")
+    print(f"  spent today: {review.dollars(round(info['spent_today_usd'] * 1e6))}"
+          + (f" of {exact_dollars(round(limit * 1_000_000))} daily limit"
+             if limit is not None else " (no daily limit)"))
+    return 0 if info["running"] else 3
+
+
+def _status_info() -> dict[str, Any]:
+    """What `status` reports: the config, today's spend from the log, the daemon's /health."""
+    from localgate import controls, ledger, review
     from localgate.errors import ConfigError
-    state = remote.daemon()
     info: dict[str, Any] = {"running": False, "version": __version__}
     try:
         current = settings()
-        info["default_model"] = current.default_model
-        info["daily_limit_usd"] = current.daily_usd
-        info["monthly_limit_usd"] = current.monthly_usd
+        info.update(default_model=current.default_model, daily_limit_usd=current.daily_usd,
+                    monthly_limit_usd=current.monthly_usd)
     except ConfigError as exc:
         info["config_error"] = str(exc)
-    from localgate import controls, ledger, review
-    conn = review.open_log(paths.ledger_file())
+    try:
+        conn = review.open_log(paths.ledger_file())
+    except ledger.Unreadable as exc:  # say so, and still say whether a daemon runs
+        conn, info["spend_log_error"] = None, str(exc)
     info["spent_today_usd"] = (ledger.spent_since(conn, controls.local_midnight_utc())
                                if conn else 0) / 1e6
+    state = remote.daemon()
     if state:
         url = remote.daemon_url(state)
         try:
@@ -143,29 +166,22 @@ def cmd_status(args: argparse.Namespace) -> int:
             info.update(running=True, url=url + "/v1", pid=state["pid"],
                         default_model=health.get("default_model", info.get("default_model")),
                         daemon_version=health.get("version"), paused=health.get("paused"))
-            log_state = health.get("spend_log") or {}
-            if not log_state.get("ok", True):
-                info["spend_log_error"] = (f"{log_state.get('error')}; "
-                                           f"{log_state.get('unwritten', 0)} rows waiting")
-            if log_state.get("set_aside"):
-                info["spend_log_set_aside"] = log_state["set_aside"]
+            if isinstance(health.get("spend_log"), dict):
+                info["spend_log"] = health["spend_log"]
         except (OSError, ValueError):
             info.update(url=url + "/v1", pid=state["pid"], note="process exists, not answering")
-    if args.format == "json":
-        print(json.dumps(info, indent=2))
-    else:
-        print(f"localgate {'running at ' + info['url'] if info['running'] else 'not running'}"
-              + (" (paused: proxied requests get 503 until `localgate resume`)"
-                 if info.get("paused") else ""))
-        for key in ("pid", "default_model", "config_error", "note", "spend_log_error",
-                    "spend_log_set_aside"):
-            if info.get(key) is not None:
-                print(f"  {key.replace('_', ' ')}: {info[key]}")
-        limit = info.get("daily_limit_usd")
-        print(f"  spent today: {review.dollars(round(info['spent_today_usd'] * 1e6))}"
-              + (f" of {exact_dollars(round(limit * 1_000_000))} daily limit"
-                 if limit is not None else " (no daily limit)"))
-    return 0 if info["running"] else 3
+    return info
+
+
+def _print_spend_log(state: dict[str, Any] | None) -> None:
+    """What the daemon says of its spend log, where the user looks (only when it matters)."""
+    if not state:
+        return
+    if not state.get("ok", True):
+        print(f"  spend log: NOT WRITABLE ({state.get('error')}); {state.get('unwritten', 0)} "
+              "rows unwritten, kept in memory and retried every second")
+    if state.get("set_aside"):
+        print(f"  spend log: a damaged spend.db was set aside as {state['set_aside']}")
 
 
 def cmd_pause(args: argparse.Namespace) -> int:

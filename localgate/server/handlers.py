@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from localgate import __version__, jsonfast
+from localgate import __version__, jsonfast, relay
 from localgate.auth import ANONYMOUS, KILO_TOKEN, presented_key
 from localgate.errors import (AuthRequired, GatewayError, InvalidRequest, ModelNotFound,
                               UpstreamError)
@@ -113,26 +113,21 @@ async def _forward(request: web.Request, key: str | None) -> web.StreamResponse:
     upstream = await gw.upstream.open(request.method, url,
                                       headers=forward_headers(request.headers, key),
                                       data=data, who="the Kilo service")
-    secret = key.encode() if key else None
+    scrub = relay.KeyScrubber(key.encode()) if key else None
     try:
         headers = {k: _scrub_text(v, key) for k, v in upstream.headers.items()
                    if k.lower() not in _HOP_BY_HOP}
         out = web.StreamResponse(status=upstream.status, headers=headers)
         await out.prepare(request)
-        tail = b""  # a key split across two reads is still caught
-        keep = len(secret) - 1 if secret is not None and len(secret) > 1 else 0
         try:
             async for chunk in chunks(upstream, "the Kilo service"):
-                data_out = tail + chunk
-                if secret is not None:
-                    data_out = data_out.replace(secret, b"<your key>")
-                if keep:
-                    tail, data_out = data_out[-keep:], data_out[:-keep]
-                await out.write(data_out)
+                data_out = scrub.feed(chunk) if scrub is not None else chunk
+                if data_out:
+                    await out.write(data_out)
         except UpstreamError:
             pass  # the headers are gone already: ending the body early is all we can do
-        if tail:
-            await out.write(tail)
+        if scrub is not None and (held := scrub.flush()):
+            await out.write(held)
         await out.write_eof()
         return out
     finally:
