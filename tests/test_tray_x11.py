@@ -355,6 +355,10 @@ async def _exists(p: Path) -> bool:
     return p.exists()
 
 
+async def _has_text(p: Path) -> bool:
+    return p.exists() and bool(await asyncio.to_thread(p.read_text))
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_a_signal_quits_the_tray_cleanly(home: Path, fake: FakeUpstream,
                                                tmp_path_factory: pytest.TempPathFactory,
@@ -388,7 +392,8 @@ async def test_without_pygobject_a_click_opens_the_dashboard(
             code, out = await _run("xdotool", "mousemove", str(at[0]), str(at[1]), "click", "1",
                                    env=x.env)
             assert code == 0, out
-            await _until(lambda: _exists(opened), "the browser opened by a click on the icon")
+            # (the fake browser's file may exist a moment before its content is written)
+            await _until(lambda: _has_text(opened), "the browser opened by a click on the icon")
             assert opened.read_text().startswith(f"{d.url}/localgate/login?token=")
             hint = [line for line in d.stderr().splitlines() if "PyGObject" in line]
             assert len(hint) == 1 and "python3-gi" in hint[0], d.stderr()
