@@ -82,6 +82,8 @@ class Catalog:
         self.generated_at = generated_at
         self.version = 0
         self._dearest: dict[str, Any] = {}
+        self._prices: dict[tuple[str, str], tuple[dict[str, Any], bool]] = {}
+        self._prices_version = -1
         self._native: dict[str, Any] = {}
         self._local: dict[str, dict[str, dict[str, Any]]] = {}  # provider -> its served models
 
@@ -119,6 +121,16 @@ class Catalog:
         catalog has them; else the dearest prompt and completion prices of its provider's
         models (of the whole catalog when the provider has none), so that an unpriced model is
         never counted as free against a limit."""
+        if self._prices_version != self.version:
+            self._prices_version, self._prices = self.version, {}
+        found = self._prices.get((model_id, provider))
+        if found is None:
+            found = self._pricing_for(model_id, provider)
+            if len(self._prices) < 10_000:  # bounded: model ids come from clients
+                self._prices[(model_id, provider)] = found
+        return found
+
+    def _pricing_for(self, model_id: str, provider: str) -> tuple[dict[str, Any], bool]:
         entry = self.base_entry(model_id)
         if entry is not None and has_prices(entry.get("pricing")):
             return entry["pricing"], True

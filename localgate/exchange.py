@@ -25,6 +25,8 @@ def clean(value: Any, limit: int = MAX_TEXT_CHARS) -> str:
     if not isinstance(value, str):
         return ""
     s = value[:limit]
+    if s.isascii() and s.isprintable():  # the usual case: nothing to mend
+        return s
     if not s.isprintable():
         s = "".join(c if c.isprintable() else "\ufffd" for c in s)
     try:

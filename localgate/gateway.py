@@ -176,7 +176,8 @@ class Gateway:
                 gateway_path: bool = False, kilo_token: str | None = None) -> Prepared:
         """An OpenAI chat request (SPEC 4: virtual models, then controls, then the route)."""
         model, ex.stream = validation.chat(body)
-        self.live.check_paused()
+        if self.live.paused:
+            self.live.check_paused()
         rt = self._admit(ex, model, body, kilo_token=kilo_token)
         msgs, ex.repairs = repair_tool_calls(body["messages"])
         if msgs is not body["messages"]:
@@ -295,7 +296,7 @@ class Gateway:
         raise GatewayError (the row is settled); a streamed Answer settles when it is closed."""
         ex = p.ex
         try:
-            resp, rt, native, fell_back = await self._open(p)
+            resp, rt, native, fell_back, target = await self._open(p)
         except GatewayError as err:
             self.live.upstream_failed = True
             ex.status = "interrupted" if self.upstream.stopping else "error"
@@ -306,12 +307,13 @@ class Gateway:
         self.live.upstream_failed = resp.status >= 500
         fmt = p.ingress.name if native and p.ingress is not None else "chat"
         headers = self._answer_headers(ex, resp, fell_back)
-        target = self._target(rt)
         adapter = adapter_for(rt.target.api)
         if resp.status < 400 and resp.headers.get("Content-Type", "").startswith(
                 "text/event-stream"):
             translator = None if native else adapter.stream_translator(target)
             return Answer(200, headers, fmt, stream=Relay(self, p, resp, rt, translator, fmt))
+        if resp.status >= 400:  # an upstream's back-off and rate-limit headers
+            headers.update((h, resp.headers[h]) for h in PASSED_ON if h in resp.headers)
         try:
             data = await read_body(resp, rt.target.name)
         except GatewayError as err:
@@ -319,27 +321,29 @@ class Gateway:
             self.finish(ex)
             raise
         try:
-            return self._body_answer(p, rt, resp.status, data, headers, fmt, native)
+            return self._body_answer(p, rt, resp.status, data, headers, fmt,
+                                     None if native else (adapter, target))
         finally:
             self.finish(ex)
 
     def _body_answer(self, p: Prepared, rt: routing.Route, status: int, data: bytes,
-                     headers: dict[str, str], fmt: str, native: bool) -> Answer:
-        ex, target = p.ex, self._target(rt)
-        adapter = adapter_for(rt.target.api)
+                     headers: dict[str, str], fmt: str, translate: Any) -> Answer:
+        """A whole answer: translated back to chat unless sent natively (`translate` is the
+        (adapter, target) pair, or None), scrubbed, its usage costed."""
+        ex, native = p.ex, translate is None
         data = scrub(rt, data)
         if status >= 400:
-            if not native:
-                data = adapter.error_response(status, data, target)
+            if translate is not None:
+                data = translate[0].error_response(status, data, translate[1])
             refusal = self.byok_refusal(rt, status, data)
             if refusal is not None:
                 refusal.headers.update(headers)
                 raise refusal
             ex.status, ex.error = "error", relay.error_text(data)
             return Answer(status, headers, fmt, body=data)
-        if not native:
+        if translate is not None:
             try:
-                data = adapter.chat_response(data, target)
+                data = translate[0].chat_response(data, translate[1])
             except ValueError:
                 data = b""  # not what the upstream should have sent: a 502 below
         if not relay.looks_like_object(data):
@@ -358,13 +362,13 @@ class Gateway:
         ex.first_token()
         return Answer(status, headers, fmt, body=data)
 
-    async def _open(self, p: Prepared) -> tuple[Any, routing.Route, bool, bool]:
+    async def _open(self, p: Prepared) -> tuple[Any, routing.Route, bool, bool, Target]:
         """Send upstream; a BYOK call that fails before its first byte goes once via the
         gateway (SPEC 4 step 4). Returns (response with headers read, the route that answered,
-        whether it was sent natively, whether it fell back)."""
+        whether it was sent natively, whether it fell back, the adapter's target)."""
         rt = p.route
         try:
-            resp, native = await self._send(p, rt)
+            resp, native, target = await self._send(p, rt)
         except UpstreamError as exc:
             fb = self._fallback(rt)
             if fb is None:
@@ -372,27 +376,28 @@ class Gateway:
             log.warning("%s failed (%s); retrying via the gateway", rt.target.name, exc.message)
         else:
             if not rt.may_fall_back or not (resp.status == 429 or resp.status >= 500):
-                return resp, rt, native, False
+                return resp, rt, native, False, target
             fb = self._fallback(rt)
             if fb is None:
-                return resp, rt, native, False
+                return resp, rt, native, False, target
             log.warning("%s answered %s; retrying via the gateway", rt.target.name, resp.status)
             resp.release()
         p.ex.route, p.ex.upstream, p.ex.rt = fb.kind, fb.target.slug, fb
-        resp, native = await self._send(p, fb)
-        return resp, fb, native, True
+        resp, native, target = await self._send(p, fb)
+        return resp, fb, native, True, target
 
     def _fallback(self, rt: routing.Route) -> routing.Route | None:
         return routing.fallback(rt, self.live.settings, self.keys.provider_key)
 
-    async def _send(self, p: Prepared, rt: routing.Route) -> tuple[Any, bool]:
-        call, native = self._call(p, rt)
+    async def _send(self, p: Prepared, rt: routing.Route) -> tuple[Any, bool, Target]:
+        t = self._target(rt)
+        call, native = self._call(p, rt, t)
         resp = await self.upstream.open(call.method, call.url, headers=call.headers,
                                         data=call.body, who=rt.target.name)
-        return resp, native
+        return resp, native, t
 
-    def _call(self, p: Prepared, rt: routing.Route) -> tuple[HttpCall, bool]:
-        adapter, t = adapter_for(rt.target.api), self._target(rt)
+    def _call(self, p: Prepared, rt: routing.Route, t: Target) -> tuple[HttpCall, bool]:
+        adapter = adapter_for(rt.target.api)
         kind = p.ex.kind
         if kind == "forward":
             return _forward_call(p, rt), True
@@ -425,9 +430,6 @@ class Gateway:
     def _answer_headers(ex: Exchange, resp: Any, fell_back: bool) -> dict[str, str]:
         headers = route_headers(ex)
         headers["Content-Type"] = resp.headers.get("Content-Type", "application/json")
-        for h in PASSED_ON:
-            if h in resp.headers:
-                headers[h] = resp.headers[h]
         # the client should not retry what localgate already retried, nor what the upstream
         # said not to (the openai SDKs honour this header)
         if fell_back or resp.headers.get("x-should-retry") == "false":

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from localgate import relay
 from localgate.errors import GatewayError, UpstreamError
-from localgate.upstream import chunks
+from localgate.upstream import chunks, read_all
 
 if TYPE_CHECKING:
     from localgate.gateway import Gateway, Prepared
@@ -39,8 +39,10 @@ class Answer:
 async def read_body(resp: Any, who: str, limit: int = MAX_BODY_BYTES) -> bytes:
     """A whole upstream body, bounded: memory stays flat whatever an upstream sends."""
     try:
-        length = int(resp.headers.get("Content-Length") or 0)
-        if length > limit:
+        length = resp.content_length
+        if length is not None and length <= limit:
+            return await read_all(resp, who)  # the common case: one read of a known size
+        if length is not None:
             raise UpstreamError(f"{who} sent a response of {length:,} bytes, more than "
                                 f"localgate accepts ({limit:,})")
         parts, size = [], 0

@@ -50,7 +50,7 @@ class OpenAIAdapter:
                                      "include_usage": True}
         if t.slug == "openrouter":
             openrouter_hints(out, t.provider)
-        elif t.slug in _REQUIRED_TOOL_CHOICE and t.kind not in _GATEWAY_KINDS:
+        elif "tools" in out and t.slug in _REQUIRED_TOOL_CHOICE and direct:
             _require_completion_tool(out)
         return HttpCall("POST", f"{t.base_url}/chat/completions",
                         _headers(t.api_key, stream, _extra(t, client_headers)),
@@ -103,10 +103,13 @@ _GATEWAY_KINDS = frozenset({"gateway", "free", "byok-fallback"})
 # over as reasoning_effort).
 _OPENROUTER_ONLY = ("usage", "provider", "transforms", "models", "route", "plugins",
                     "reasoning")
+_OPENROUTER_ONLY_SET = frozenset(_OPENROUTER_ONLY)
 _EFFORTS = frozenset({"minimal", "low", "medium", "high", "xhigh"})
 
 
 def _direct_fields(out: dict[str, Any], slug: str) -> None:
+    if _OPENROUTER_ONLY_SET.isdisjoint(out) and (slug != "openai" or "max_tokens" not in out):
+        return  # the usual body: nothing of OpenRouter's, nothing to rename
     reasoning = out.get("reasoning")
     for name in _OPENROUTER_ONLY:
         out.pop(name, None)
