@@ -470,3 +470,48 @@ async def test_14_a_malformed_request_logs_one_line_not_a_traceback(home: Path,
     assert len(lines) <= len(bad), err
     assert all("malformed HTTP request from 127.0.0.1" in line for line in lines), err
     assert "Bad Header Line" not in err  # the offending bytes are not logged (they may hold a key)
+
+
+async def test_6_a_full_backlog_refuses_new_requests_until_the_disk_is_back(
+        tiny_disk: Path, wire: Wire, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the rows waiting for a full disk reach their bound, new requests get 503
+    spend_log_unavailable (spend is never blind), and are served again once the rows are
+    written. The bound is lowered from 10,000 so that the test reaches it in a few requests
+    (a module constant; no fake would do)."""
+    from localgate.ledger import writer
+    monkeypatch.setattr(writer, "MAX_PENDING", 8)
+    monkeypatch.setenv("LOCALGATE_HOME", str(tiny_disk))
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    write_config(tiny_disk, wire.url)
+    from localgate import config, runtime
+    running = await runtime.start(await asyncio.to_thread(config.load), "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{running.port}"
+    body = {"model": BYOK, "messages": HELLO}
+    filler = tiny_disk / "filler"
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(running.stop)
+        http = await stack.enter_async_context(aiohttp.ClientSession())
+        async def post() -> aiohttp.ClientResponse:
+            async with http.post(f"{url}/v1/chat/completions", json=body,
+                                 headers=auth()) as r:
+                await r.read()
+                return r
+        assert (await post()).status == 200
+        await wait_health(url, True)
+        await asyncio.to_thread(fill, filler)
+        statuses = [(await post()).status for _ in range(20)]
+        served = statuses.count(200)
+        # the bound counts rows (a request's first and final row count once held, twice queued)
+        assert 1 <= served <= 8 and set(statuses) == {200, 503}, statuses
+        async with http.post(f"{url}/v1/chat/completions", json=body,
+                             headers=auth()) as r:
+            err = (await r.json())["error"]
+        assert r.status == 503 and err["code"] == "spend_log_unavailable", err
+        assert "disk" in err["message"]
+        health = await wait_health(url, False)
+        assert 0 < health["spend_log"]["unwritten"] <= 8
+        await asyncio.to_thread(filler.unlink)
+        await wait_health(url, True)
+        assert (await post()).status == 200
+    rows = await asyncio.to_thread(read_rows, tiny_disk / "spend.db")
+    assert len(rows) == 1 + served + 1 and all(r["status"] == "ok" for r in rows), rows

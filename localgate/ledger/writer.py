@@ -53,8 +53,9 @@ class LedgerWriter:
         self._q.put(entry)
 
     def accepting(self) -> bool:
-        """False once the rows waiting for the disk reach their bound."""
-        return len(self._pending) < MAX_PENDING
+        """False once the rows waiting for the disk (those the writer holds and those still
+        queued for it) reach their bound."""
+        return len(self._pending) + self._q.qsize() < MAX_PENDING
 
     def health(self) -> dict[str, Any]:
         out: dict[str, Any] = {"ok": self.error is None, "unwritten": len(self._pending)}
@@ -148,8 +149,11 @@ class LedgerWriter:
                 time.sleep(GROUP_COMMIT_S)
 
     def _bound(self) -> None:
-        over = len(self._pending) - MAX_PENDING
-        if over > 0:  # the gateway refuses new requests long before this: old rows only
+        # the gateway refuses new requests at MAX_PENDING; only rows of requests already in
+        # flight then can add to it, so this last resort (memory stays bounded) never drops
+        # a row in practice
+        over = len(self._pending) - 2 * MAX_PENDING
+        if over > 0:
             for key in list(self._pending)[:over]:
                 del self._pending[key]
             self.dropped += over

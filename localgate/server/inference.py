@@ -64,12 +64,14 @@ async def serve(request: web.Request, codec: Codec) -> web.StreamResponse:
     codec.mark(request)
     gw = request.app[GATEWAY]
     client = request.app[AUTH].client(request.headers)  # a wrong key: refused, not logged
+    # the spend log's backlog is full (a full disk): refused before a row is made, as a row
+    # could not be kept anyway (README: full disk)
+    gw.check_log()
     ex = gw.accept(headers=request.headers, client=client, request_id=request[REQUEST_ID],
                    kind=codec.kind)
     try:
         if client == ANONYMOUS:  # counted before anything else, refusals included
             request.app[LIMITER].check(request.remote or "unknown")
-        gw.check_log()
         body = await json_body(request, anonymous=client == ANONYMOUS)
         gw.note_model(ex, body)
         p = codec.prepare(gw, ex, body, request,
