@@ -105,3 +105,16 @@ def test_row_tuple_follows_the_schema_order() -> None:
     assert len(values) == len(ledger.FIELDS)
     assert dict(zip(ledger.FIELDS, values, strict=True)) == {
         **{f: getattr(e, f) for f in ledger.FIELDS}, "stream": 1}
+
+
+def test_a_damaged_log_set_aside_twice_in_one_second_keeps_both(tmp_path: Path) -> None:
+    from localgate.ledger.writer import _set_aside
+    db = tmp_path / "spend.db"
+    asides = []
+    for content in (b"first damaged copy", b"second damaged copy"):
+        db.write_bytes(content)
+        (tmp_path / "spend.db-wal").write_bytes(content + b" wal")
+        asides.append(_set_aside(db))
+    assert asides[0] != asides[1] and not db.exists()
+    assert [a.read_bytes() for a in asides] == [b"first damaged copy", b"second damaged copy"]
+    assert (asides[1].with_name(asides[1].name + "-wal")).read_bytes() == b"second damaged copy wal"

@@ -225,6 +225,10 @@ def _set_aside(path: Path) -> Path:
     """Rename a damaged spend.db (and its -wal/-shm) out of the way; nothing is deleted."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     target = path.with_name(f"{path.name}.damaged-{stamp}")
+    n = 1
+    while target.exists():  # never over an earlier copy, even one set aside this second
+        n += 1
+        target = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
     for suffix in ("", "-wal", "-shm"):
         src = path.with_name(path.name + suffix)
         if src.exists():
