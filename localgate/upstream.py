@@ -133,8 +133,12 @@ async def _small_json(session: aiohttp.ClientSession, method: str, url: str,
             if resp.status != 200:
                 raise UpstreamError(f"{url} answered {resp.status}")
             return await resp.json(content_type=None)
-    except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-        raise UpstreamError(f"{url} failed: {type(exc).__name__}") from exc
+    except TimeoutError as exc:
+        raise UpstreamError(f"{url} did not answer in time") from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamError(f"{url} {_before(exc)}") from exc
+    except ValueError as exc:
+        raise UpstreamError(f"{url} sent something that is not JSON") from exc
 
 
 @contextlib.asynccontextmanager
