@@ -304,6 +304,15 @@ class _EventWatcher:
     def _event(self, data: str) -> None:
         raise NotImplementedError
 
+    @staticmethod
+    def _object(data: str) -> dict[str, Any] | None:
+        """An event's JSON object, or None for anything else."""
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            return None
+        return obj if isinstance(obj, dict) else None
+
 
 class ResponsesWatcher(_EventWatcher):
     """Watches an OpenAI Responses event stream passed on untranslated (OpenAI or the hosted
@@ -314,11 +323,8 @@ class ResponsesWatcher(_EventWatcher):
         self.sequence = 0
 
     def _event(self, data: str) -> None:
-        try:
-            obj = json.loads(data)
-        except ValueError:
-            return
-        if not isinstance(obj, dict):
+        obj = self._object(data)
+        if obj is None:
             return
         kind = obj.get("type", "")
         if isinstance(obj.get("sequence_number"), int):
@@ -399,13 +405,8 @@ class AnyWatcher(_EventWatcher):
         self.text_chars += text_chars(data)
 
     def _event(self, data: str) -> None:
-        if '"usage"' not in data:
-            return
-        try:
-            obj = json.loads(data)
-        except ValueError:
-            return
-        if not isinstance(obj, dict):
+        obj = self._object(data) if '"usage"' in data else None
+        if obj is None:
             return
         for holder in (obj, obj.get("response"), obj.get("message")):
             if isinstance(holder, dict) and isinstance(holder.get("usage"), dict):
