@@ -121,10 +121,24 @@ class Desktop:
         if self.host == "sni":
             await self._start_sni_host()
             return
+        if self.host == "later":  # the tray host comes later (start_trayer): a login race
+            return
+        await self.start_trayer()
+
+    async def start_trayer(self) -> None:
+        env = self.env
         self.procs.append(await asyncio.create_subprocess_exec(
             "trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
             "--height", "32", "--SetDockType", "true", "--transparent", "false", env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL))
+        # pystray's xorg backend looks for the tray once, when the icon is made: the tray must
+        # be up before localgate starts (a loaded machine starts trayer slowly)
+        await _until(self._trayer_up, "trayer's panel on the display", within=10.0)
+
+    async def _trayer_up(self) -> bool:
+        code, out = await _run("xdotool", "search", "--onlyvisible", "--class", "trayer",
+                               env=self.env)
+        return code == 0 and bool(out.strip())
 
     async def _start_sni_host(self) -> None:
         for argv in (["status-notifier-watcher"], [SNI_HOST, "--top", "--end", "--size", "32"]):
@@ -442,3 +456,19 @@ async def test_appindicator_menu_through_a_status_notifier_host(
             assert await d.exit_code(10.0) == 0, d.stderr()
             assert not (home / "daemon.json").exists()
             assert "Traceback" not in d.stderr(), d.stderr()
+
+
+async def test_an_icon_made_before_the_tray_docks_when_the_tray_starts(
+        home: Path, fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """At login the tray host may start after localgate: the icon (pystray's xorg backend asks
+    the tray once) must still dock when the host appears."""
+    _require_tools()
+    (home / "config.toml").write_bytes(tomli_w.dumps(provider_doc(fake.url)).encode())
+    async with desktop(tmp_path_factory.mktemp("desktop"), host="later") as x:
+        env = daemon_env(**x.env, PYSTRAY_BACKEND="xorg")
+        async with serve(home, env, command="run") as d:
+            await asyncio.sleep(1.0)  # the icon exists, with no tray to dock in
+            await x.start_trayer()
+            await x.icon_center(log=d.stderr)
+            d.proc.send_signal(signal.SIGTERM)
+            assert await d.exit_code(10.0) == 0, d.stderr()

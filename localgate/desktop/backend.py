@@ -209,6 +209,12 @@ def import_pystray(backend: str) -> Any:
     start here."""
     if backend in ("gtk", "appindicator"):
         _has_gtk()  # names the process before GTK starts (a forced backend skips choose())
+    if backend == "xorg":
+        # python-xlib's display connection is safe across threads only with this imported
+        # before the connection exists (pystray's xorg module opens one at import): pystray's
+        # thread docks the icon while ours asks for clicks, and unlocked they could interleave
+        # on the wire and lose the dock request
+        import Xlib.threaded  # noqa: F401
     os.environ["PYSTRAY_BACKEND"] = backend  # pystray reads its backend at import
     import pystray
     return pystray
@@ -239,6 +245,27 @@ def relabel_open_menu(icon: Any, changes: Mapping[str, str]) -> None:
             if isinstance(label, str) and label in changes:
                 child.set_label(changes[label])
     on_gtk_thread(apply)
+
+
+def keep_xorg_docked(icon: Any, stopped: Callable[[float], bool]) -> None:
+    """pystray's xorg backend asks the tray to embed its icon once; a tray that starts after
+    us (a login race) or misses that request leaves the icon invisible. Ask again while the
+    icon window is not embedded: every second at first, then every ten. Runs on its own
+    thread until `stopped(timeout)` says so (python-xlib is thread-safe here: Xlib.threaded)."""
+    window, display = getattr(icon, "_window", None), getattr(icon, "_display", None)
+    dock = getattr(icon, "_dock_window", None)
+    if window is None or display is None or dock is None:  # another pystray: nothing to do
+        return
+    root = display.screen().root
+    waited = 0.0
+    while not stopped(1.0 if waited < 30 else 10.0):
+        waited += 1.0
+        try:
+            if window.query_tree().parent.id == root.id:  # not (or no longer) embedded
+                dock()
+        except Exception as exc:  # the window or the display is gone: we are stopping
+            log.debug("tray: dock check stopped: %s", exc)
+            return
 
 
 def enable_xorg_clicks(icon: Any) -> None:

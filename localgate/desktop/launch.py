@@ -97,6 +97,9 @@ def _make_tray(server: runtime.ServerThread, pystray: Any, choice: backend.Choic
         shown = tray
         if gtk and shown is not None:  # pystray's GTK loop resets SIGINT: take it back there
             backend.on_gtk_thread(lambda: _handle_signals(shown.stop))
+        if choice.backend == "xorg" and shown is not None:  # dock again if the tray missed it
+            threading.Thread(target=backend.keep_xorg_docked, args=(shown.icon, shown.stopped),
+                             name="tray-dock", daemon=True).start()
     tray = Tray(DaemonController(server), pystray=pystray,
                 copy=clipboard.gtk_copy if gtk else clipboard.copy,
                 # gtk: an open menu is relabelled in place; appindicator: a StatusNotifier host

@@ -223,6 +223,10 @@ class Tray:
             self._stop.set()
             self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def stopped(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the tray to stop; whether it has."""
+        return self._stop.wait(timeout)
+
     def stop(self) -> None:
         """Leave run() (from a signal handler or another thread)."""
         self._stop.set()
