@@ -61,6 +61,14 @@ class Controls:
         self._clock = clock
         self._spent: dict[tuple[str, ...], int] = {}  # settled cost, per period key
         self._held: dict[tuple[str, ...], int] = {}   # worst cases of requests in flight
+        self._keys: tuple[int, str, str] = (-1, "", "")  # (second, day key, month key)
+
+    def _periods(self, now: float) -> tuple[str, str]:
+        """(day key, month key) of `now`, worked out once a second (not per request)."""
+        second = int(now)
+        if self._keys[0] != second:
+            self._keys = (second, day_key(now), month_key(now))
+        return self._keys[1], self._keys[2]
 
     def seed(self, day: int, month: int, per_client_day: Mapping[str, int]) -> None:
         """Add what the spend log says was spent today / this month before this start (on top
@@ -75,6 +83,8 @@ class Controls:
         """Allow lists (machine-wide and the client's); raises Forbidden (403)."""
         s = self._settings()
         c = s.clients.get(client)
+        if c is None and not s.allow_models and not s.allow_providers:
+            return  # nothing to check (the usual case)
         for models, where in ((s.allow_models, "[limits]"),
                               (c.allow_models if c else (), f"[clients.{client}]")):
             if not _allowed(model, models):
@@ -93,8 +103,7 @@ class Controls:
         request is not refused because its worst case is large (IDEs often send no
         max_tokens), and can overshoot by at most itself."""
         s = self._settings()
-        now = self._clock()
-        d, m = day_key(now), month_key(now)
+        d, m = self._periods(self._clock())
         c = s.clients.get(client)
         checks = [("day", ("day", d), s.daily_usd), ("month", ("month", m), s.monthly_usd),
                   ("client_day", ("client_day", d, client), c.daily_usd if c else None)]
@@ -121,8 +130,8 @@ class Controls:
 
     def record(self, client: str, actual: int) -> None:
         """A cost that had no reservation (e.g. free routes that turned out to cost)."""
-        now = self._clock()
-        self._add(self._spent, Reservation(client, day_key(now), month_key(now), 0), actual)
+        d, m = self._periods(self._clock())
+        self._add(self._spent, Reservation(client, d, m, 0), actual)
 
     def spent_today(self) -> int:
         return self._spent.get(("day", day_key(self._clock())), 0)

@@ -24,7 +24,8 @@ class Codec:
     error_format = "openai"
 
     def mark(self, request: web.Request) -> None:
-        request[ERROR_FORMAT] = self.error_format
+        if self.error_format != "openai":  # (the middleware's default)
+            request[ERROR_FORMAT] = self.error_format
 
     def prepare(self, gw: Gateway, ex: Any, body: Any, request: web.Request, *,
                 kilo_token: str | None, gateway_path: bool) -> Prepared:

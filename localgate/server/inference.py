@@ -61,7 +61,8 @@ async def fim_completions(request: web.Request) -> web.StreamResponse:
 
 async def serve(request: web.Request, codec: Codec) -> web.StreamResponse:
     """One request along the gateway's line; every request accepted leaves a spend row."""
-    codec.mark(request)
+    if codec.error_format != "openai":
+        codec.mark(request)
     gw = request.app[GATEWAY]
     client = request.app[AUTH].client(request.headers)  # a wrong key: refused, not logged
     # the spend log's backlog is full (a full disk): refused before a row is made, as a row
