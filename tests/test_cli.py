@@ -387,3 +387,13 @@ def test_serve_on_an_address_it_cannot_bind(home: Path, host: str) -> None:
     assert f"cannot listen on {host}" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr, r.stderr
     assert not (home / "daemon.json").exists()
+
+
+def test_every_command_is_documented_in_the_readme() -> None:
+    from localgate.cli import parser
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    sub = next(a for a in parser()._actions if a.dest == "cmd")
+    commands = sorted(sub.choices)
+    assert len(commands) >= 16
+    missing = [c for c in commands if f"`localgate {c}" not in readme]
+    assert missing == [], missing
