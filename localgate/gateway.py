@@ -28,8 +28,8 @@ from localgate.listing import Listing
 from localgate.pricing import worst_case
 from localgate.providers import HttpCall, Target, adapter_for
 from localgate.repair import repair_tool_calls
-from localgate.streams import Answer, Relay, read_body
-from localgate.upstream import Upstream
+from localgate.streams import MAX_BODY_BYTES, Answer, Relay, read_body
+from localgate.upstream import Upstream, read_all
 
 log = logging.getLogger("localgate")
 
@@ -303,19 +303,31 @@ class Gateway:
             ex.error, ex.http_status = err.message, err.status
             self.finish(ex)
             raise
-        ex.http_status = resp.status
-        self.live.upstream_failed = resp.status >= 500
+        status = ex.http_status = resp.status
+        self.live.upstream_failed = status >= 500
         fmt = p.ingress.name if native and p.ingress is not None else "chat"
-        headers = self._answer_headers(ex, resp, fell_back)
+        up_headers = resp.headers
+        ctype = up_headers.get("Content-Type", "application/json")
+        headers = route_headers(ex)
+        headers["Content-Type"] = ctype
+        # the client should not retry what localgate already retried, nor what the upstream
+        # said not to (the openai SDKs honour this header)
+        if fell_back or up_headers.get("x-should-retry") == "false":
+            headers["x-should-retry"] = "false"
         adapter = adapter_for(rt.target.api)
-        if resp.status < 400 and resp.headers.get("Content-Type", "").startswith(
-                "text/event-stream"):
+        if status < 400 and ctype.startswith("text/event-stream"):
             translator = None if native else adapter.stream_translator(target)
             return Answer(200, headers, fmt, stream=Relay(self, p, resp, rt, translator, fmt))
-        if resp.status >= 400:  # an upstream's back-off and rate-limit headers
-            headers.update((h, resp.headers[h]) for h in PASSED_ON if h in resp.headers)
+        if status >= 400:  # an upstream's back-off and rate-limit headers
+            headers.update((h, up_headers[h]) for h in PASSED_ON if h in up_headers)
         try:
-            data = await read_body(resp, rt.target.name)
+            if resp.content_length is not None and resp.content_length <= MAX_BODY_BYTES:
+                try:  # the usual case: a known size, read in one go
+                    data = await read_all(resp, rt.target.name)
+                finally:
+                    resp.release()
+            else:
+                data = await read_body(resp, rt.target.name)
         except GatewayError as err:
             ex.status, ex.error, ex.http_status = "error", err.message, err.status
             self.finish(ex)
@@ -425,16 +437,6 @@ class Gateway:
         return Target(prov.slug, prov.base_url, rt.api_key, rt.upstream_model, rt.model,
                       rt.provider, rt.kind, (rt.entry or {}).get("max_completion_tokens"),
                       prov.api_url)
-
-    @staticmethod
-    def _answer_headers(ex: Exchange, resp: Any, fell_back: bool) -> dict[str, str]:
-        headers = route_headers(ex)
-        headers["Content-Type"] = resp.headers.get("Content-Type", "application/json")
-        # the client should not retry what localgate already retried, nor what the upstream
-        # said not to (the openai SDKs honour this header)
-        if fell_back or resp.headers.get("x-should-retry") == "false":
-            headers["x-should-retry"] = "false"
-        return headers
 
     def byok_refusal(self, rt: routing.Route, status: int, body: bytes) -> GatewayError | None:
         """The plain-words error for a provider refusing the user's own key, else None."""

@@ -28,7 +28,7 @@ def _direct(prov: Provider, native: str | None) -> bool:
     return prov.api in ADAPTERS and (prov.api, native) not in _NO_DIRECT
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # made per request: not frozen (a frozen __init__ costs ~6x more)
 class Route:
     model: str                 # the resolved model id (catalog style)
     provider: str              # the model's provider slug (anthropic, meta-llama, ollama, ...)

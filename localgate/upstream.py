@@ -34,7 +34,6 @@ class Upstream:
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_s,
                                               connect=connect_s, sock_read=read_gap_s)
         self.active: set[Any] = set()      # responses being relayed (closed on stop)
-        self._opening: set[asyncio.Task[Any]] = set()  # calls waiting for headers
         self.stopping = False
 
     async def open(self, method: str, url: str | URL, *, headers: Mapping[str, str],
@@ -42,36 +41,29 @@ class Upstream:
         """Send the call; raise UpstreamTimeout (no headers in time) or UpstreamError."""
         if self.stopping:
             raise UpstreamError(SHUTTING_DOWN, status=503)
-        task = asyncio.current_task()
-        if task is not None:
-            self._opening.add(task)
         try:
             async with asyncio.timeout(self.first_byte_s):
                 return await self.session.request(method, url, headers=headers, data=data,
                                                   timeout=self._timeout, allow_redirects=False)
-        except asyncio.CancelledError:
-            if self.stopping and task is not None:  # stop() cancelled us: answer, don't vanish
-                task.uncancel()
-                raise UpstreamError(SHUTTING_DOWN, status=503) from None
-            raise
         except TimeoutError as exc:
             if isinstance(exc, aiohttp.ServerTimeoutError) and "connect" in str(exc).lower():
                 raise UpstreamError(f"{who} did not accept a connection in time") from exc
             raise UpstreamTimeout(f"{who} sent no response headers within "
                                   f"{self.first_byte_s:g} s") from exc
         except aiohttp.ClientError as exc:
+            if self.stopping:  # stop() closed its connection: answer, don't vanish
+                raise UpstreamError(SHUTTING_DOWN, status=503) from exc
             raise UpstreamError(f"{who} {_before(exc)}") from exc
-        finally:
-            if task is not None:
-                self._opening.discard(task)
 
-    def stop(self) -> None:
-        """Shutdown: streams end (their relays send an error event), waiting calls answer 503."""
+    async def stop(self) -> None:
+        """Shutdown: streams end (their relays send an error event), calls still waiting for
+        headers fail at once and answer 503 (closing the connector closes their connections)."""
         self.stopping = True
         for resp in list(self.active):
             resp.close()
-        for task in list(self._opening):
-            task.cancel()
+        connector = self.session.connector
+        if connector is not None:
+            await connector.close()
 
 
 async def chunks(resp: aiohttp.ClientResponse, who: str) -> AsyncIterator[bytes]:

@@ -49,7 +49,7 @@ def make_app(new_gateway: GatewayFactory, *, auth: LocalAuth,
 
     async def end_streams(app: web.Application) -> None:
         # streams end with an error event, calls waiting for headers answer 503, at once
-        app[GATEWAY].upstream.stop()
+        await app[GATEWAY].upstream.stop()
 
     app = web.Application(middlewares=[make_guard(allowed_hosts, allow_ip_hosts,
                                                   allowed_origins)],
