@@ -379,9 +379,3 @@ class Keys:
         self._stamp = seen
         return True
 
-
-class EnvKeys(Keys):
-    """Provider keys from the environment only (benchmarks, tools without a store)."""
-
-    def __init__(self) -> None:
-        super().__init__(None)

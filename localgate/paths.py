@@ -58,10 +58,6 @@ def state_file() -> Path:
     return data_dir() / "daemon.json"
 
 
-def local_key_file() -> Path:
-    return data_dir() / "local-key"
-
-
 def daemon_lock_file() -> Path:
     """Held by the running daemon for its whole life: one daemon per home."""
     return data_dir() / "daemon.lock"

@@ -66,10 +66,6 @@ def parse_when(text: str, *, now: float | None = None) -> str:
     return utc_text(dt.timestamp())
 
 
-class LogUnreadable(Exception):
-    """spend.db exists but is not a readable SQLite database (damaged, truncated)."""
-
-
 def open_log(path: Path) -> sqlite3.Connection | None:
     """The spend log for reading (None when nothing was logged yet); ledger.Unreadable when
     it is damaged."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from localgate import relay
@@ -33,7 +33,6 @@ class Answer:
     format: str                    # "chat", or the ingress's own format when sent natively
     body: bytes | None = None
     stream: Relay | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 async def read_body(resp: Any, who: str, limit: int = MAX_BODY_BYTES) -> bytes:

@@ -215,7 +215,3 @@ def status(env: Mapping[str, str] | None = None, platform: str | None = None) ->
             return Entry(kind, str(path), enabled, current, command(platform=platform))
     kind = default_kind(platform, env)
     return Entry(kind, str(entry_path(kind, env)), False, False, command(platform=platform))
-
-
-def is_enabled() -> bool:
-    return status().enabled

@@ -21,7 +21,6 @@ from localgate.server.codecs import FORWARD
 from localgate.server.keys import AUTH, ERROR_FORMAT, GATEWAY, RELOAD
 from localgate.upstream import chunks
 
-MAX_FORWARD_BODY = 32 * 2**20  # what a forwarded non-inference answer may be
 
 
 def json_response(obj: Any, status: int = 200) -> web.Response:
