@@ -20,7 +20,7 @@ from localgate.gateway import Gateway
 from localgate.server import handlers, inference
 from localgate.server.codecs import EMBEDDINGS, MESSAGES, RESPONSES
 from localgate.server.keys import AUTH, GATEWAY, LIMITER, RELOAD, SESSIONS
-from localgate.server.middleware import add_cors, make_guard
+from localgate.server.middleware import make_guard
 
 # The hosted gateway's prefixes (old and new) and the plain OpenAI one.
 PREFIXES = ("/v1", "/api/v1", "/api/gateway", "/api/gateway/v1", "/api/openrouter",
@@ -60,7 +60,6 @@ def make_app(new_gateway: GatewayFactory, *, auth: LocalAuth,
     app[SESSIONS] = Sessions()
     app.cleanup_ctx.append(gateway_ctx)
     app.on_shutdown.append(end_streams)
-    app.on_response_prepare.append(add_cors)
     _routes(app)
     return app
 

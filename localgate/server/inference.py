@@ -20,6 +20,7 @@ from localgate.errors import BodyTooLarge, GatewayError, InvalidRequest
 from localgate.gateway import Gateway, Prepared
 from localgate.server.codecs import CHAT, FIM, Codec
 from localgate.server.keys import AUTH, GATEWAY, LIMITER, REQUEST_ID
+from localgate.server.middleware import start_stream
 from localgate.streams import Answer
 
 log = logging.getLogger("localgate")
@@ -30,8 +31,9 @@ GATEWAY_PREFIXES = ("/api/gateway", "/api/openrouter", "/api/v1")
 async def json_body(request: web.Request, *, anonymous: bool = False) -> Any:
     """The request's JSON, bounded (a smaller bound for anonymous callers); 400/413 otherwise."""
     limit = ANONYMOUS_MAX_BODY if anonymous else request.app._client_max_size
-    if request.content_length is not None and request.content_length > limit:
-        raise BodyTooLarge(f"request body too large: {request.content_length:,} bytes, the "
+    size = request.content_length
+    if size is not None and size > limit:
+        raise BodyTooLarge(f"request body too large: {size:,} bytes, the "
                            f"limit is {limit:,}" + (" without a local API key" if anonymous
                                                     else ""))
     try:
@@ -101,7 +103,7 @@ async def write(request: web.Request, gw: Gateway, p: Prepared, answer: Answer,
         **answer.headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no"})
     try:
-        await out.prepare(request)
+        await start_stream(request, out)
         ping = getattr(encode, "ping", None)
         if ping is not None:  # Anthropic's keep-alive, while the first chunk is awaited
             await out.write(ping())

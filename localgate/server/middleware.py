@@ -12,6 +12,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -83,6 +84,7 @@ def make_guard(allowed_hosts: frozenset[str], allow_ip_hosts: bool,
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[REQUEST_ID] = new_request_id()
+        cors = None  # the app origin allowed to read the answer
         try:
             name = _host_name(request.host or "").lower()
             if not (is_loopback(name) or name in allowed_hosts or name.endswith(".localhost")
@@ -94,35 +96,41 @@ def make_guard(allowed_hosts: frozenset[str], allow_ip_hosts: bool,
                 if not _app_origin(origin, origins, request.host):
                     raise Forbidden(f"requests from the web origin {origin!r} are refused",
                                     code="origin_not_allowed")
-                request[_CORS_ORIGIN] = origin
+                request[_CORS_ORIGIN] = cors = origin
             if request.method == "OPTIONS":
-                return _preflight(request, origin)
-            if request.method in ("POST", "PUT", "PATCH") and request.body_exists:
-                ctype = request.content_type
-                if ctype != "application/json" and not ctype.endswith("+json"):
-                    raise UnsupportedMediaType(f"Content-Type must be application/json, "
-                                               f"got {ctype!r}")
-            raw = request.rel_url.raw_path
-            if "//" in raw or (len(raw) > 1 and raw.endswith("/")):
-                request, handler = await _renormalised(request, raw)
-            return await handler(request)
+                resp: web.StreamResponse = _preflight(request, origin)
+            else:
+                if request.method in ("POST", "PUT", "PATCH") and request.body_exists:
+                    ctype = request.content_type
+                    if ctype != "application/json" and not ctype.endswith("+json"):
+                        raise UnsupportedMediaType(f"Content-Type must be application/json, "
+                                                   f"got {ctype!r}")
+                raw = request.raw_path  # as sent, query included
+                if "//" in raw or "/?" in raw or (len(raw) > 1 and raw[-1] == "/"):
+                    request, handler = await _renormalised(request, request.rel_url.raw_path)
+                resp = await handler(request)
         except GatewayError as err:
-            return error_response(err, request)
+            resp = error_response(err, request)
         except web.HTTPRequestEntityTooLarge as exc:
-            return error_response(BodyTooLarge(f"request body too large ({exc.text})"), request)
+            resp = error_response(BodyTooLarge(f"request body too large ({exc.text})"), request)
         except web.HTTPException as exc:
             if exc.status < 400:
+                if cors is not None:
+                    _add_cors(exc.headers, cors)
                 raise
             code = {404: "invalid_path", 405: "method_not_allowed"}.get(exc.status,
                                                                          "invalid_request")
-            return error_response(GatewayError(exc.reason, code=code, status=exc.status),
+            resp = error_response(GatewayError(exc.reason, code=code, status=exc.status),
                                   request)
         except (ConnectionResetError, TimeoutError):
             raise  # the client went away: nobody to answer
         except Exception:  # a bug: a 500 envelope for the client, the traceback for our log
             log.exception("unexpected error serving %s %s", request.method, request.path)
-            return error_response(GatewayError("localgate hit an internal error; see its log"),
+            resp = error_response(GatewayError("localgate hit an internal error; see its log"),
                                   request)
+        if cors is not None and not resp.prepared:  # streams: start_stream() added them
+            _add_cors(resp.headers, cors)
+        return resp
 
     return guard
 
@@ -136,16 +144,23 @@ async def _renormalised(request: web.Request, raw: str) -> tuple[web.Request, Ha
     return new, match.handler
 
 
-async def add_cors(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: every answer to an allowed app origin is readable by it — bodies,
-    streams, errors and pass-through alike."""
+async def start_stream(request: web.Request, response: web.StreamResponse) -> None:
+    """Send a streamed answer's headers: with CORS for an allowed app origin (the middleware
+    adds them to every answer that is not streamed)."""
     origin = request.get(_CORS_ORIGIN)
     if origin is not None:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Expose-Headers"] = (
-            "x-request-id, x-localgate-route, x-localgate-provider, x-localgate-upstream, "
-            "x-localgate-model")
-        response.headers["Vary"] = "Origin"
+        _add_cors(response.headers, origin)
+    await response.prepare(request)
+
+
+def _add_cors(headers: Any, origin: str) -> None:
+    """Every answer to an allowed app origin is readable by it: bodies, streams, errors and
+    pass-through alike."""
+    headers["Access-Control-Allow-Origin"] = origin
+    headers["Access-Control-Expose-Headers"] = (
+        "x-request-id, x-localgate-route, x-localgate-provider, x-localgate-upstream, "
+        "x-localgate-model")
+    headers["Vary"] = "Origin"
 
 
 def _preflight(request: web.Request, origin: str | None) -> web.Response:
