@@ -66,13 +66,12 @@ def usage_with_cost(route: str, usage: Mapping[str, Any], micros: int) -> dict[s
                              "upstream_inference_cost": usd}}
 
 
-def entry(*, id: str, ts: str, client: str, user_agent: str, model: str, resolved_model: str,
-          provider: str, route: str, mode: str | None, stream: bool, status: str,
-          http_status: int | None, tokens: Tokens, micros: int, source: str | None,
-          ttft_ms: int | None, latency_ms: int | None, repairs: int,
-          error: str | None) -> SpendEntry:
-    return SpendEntry(id, ts, client, user_agent or None, model or None, resolved_model or None,
-                      provider or None, route or None, mode, stream, status, http_status,
-                      tokens.prompt, tokens.completion, tokens.cached, tokens.cache_write,
-                      tokens.reasoning, micros, source, ttft_ms, latency_ms, repairs,
-                      (error or None) and error[:500])
+def entry(ex: Any, micros: int, source: str | None, tokens: Tokens) -> SpendEntry:
+    """The spend-log row of a request record (gateway.Exchange) as it stands."""
+    error = ex.error
+    return SpendEntry(ex.id, ex.ts, ex.client, ex.user_agent or None, ex.model or None,
+                      ex.resolved_model or None, ex.provider or None, ex.route or None, ex.mode,
+                      ex.stream, ex.status, ex.http_status or None, tokens.prompt,
+                      tokens.completion, tokens.cached, tokens.cache_write, tokens.reasoning,
+                      micros, source if ex.rt else None, ex.ttft_ms, ex.latency_ms, ex.repairs,
+                      error[:500] if error else None)

@@ -29,9 +29,7 @@ class LimitExceeded(GatewayError):
 
 @dataclass(slots=True)
 class Reservation:
-    client: str
-    day: str
-    month: str
+    keys: tuple[tuple[str, ...], ...]  # the counters it holds against: day, month, client's day
     micros: int
 
 
@@ -63,12 +61,15 @@ class Controls:
         self._held: dict[tuple[str, ...], int] = {}   # worst cases of requests in flight
         self._keys: tuple[int, str, str] = (-1, "", "")  # (second, day key, month key)
 
-    def _periods(self, now: float) -> tuple[str, str]:
-        """(day key, month key) of `now`, worked out once a second (not per request)."""
+    def _counters(self, client: str) -> tuple[tuple[str, ...], ...]:
+        """The counters a request of `client` counts against now: (day), (month), (client's
+        day); the period keys are worked out once a second (not per request)."""
+        now = self._clock()
         second = int(now)
         if self._keys[0] != second:
             self._keys = (second, day_key(now), month_key(now))
-        return self._keys[1], self._keys[2]
+        _, d, m = self._keys
+        return ("day", d), ("month", m), ("client_day", d, client)
 
     def seed(self, day: int, month: int, per_client_day: Mapping[str, int]) -> None:
         """Add what the spend log says was spent today / this month before this start (on top
@@ -103,22 +104,21 @@ class Controls:
         request is not refused because its worst case is large (IDEs often send no
         max_tokens), and can overshoot by at most itself."""
         s = self._settings()
-        d, m = self._periods(self._clock())
+        keys = self._counters(client)
         c = s.clients.get(client)
-        checks = [("day", ("day", d), s.daily_usd), ("month", ("month", m), s.monthly_usd),
-                  ("client_day", ("client_day", d, client), c.daily_usd if c else None)]
+        limits = (s.daily_usd, s.monthly_usd, c.daily_usd if c else None)
         worst = 0
-        if any(limit is not None for _, _, limit in checks):  # no limit: nothing to price
+        if limits != (None, None, None):  # no limit: nothing to price
             worst = worst_case()
-        for period, key, limit_usd in checks:
-            if limit_usd is None:
-                continue
-            limit = round(limit_usd * 1_000_000)
-            spent, held = self._spent.get(key, 0), self._held.get(key, 0)
-            fits = spent < limit if held == 0 else spent + held + worst <= limit
-            if not fits:
-                raise _exceeded(period, limit, spent, held, client)
-        r = Reservation(client, d, m, worst)
+            for period, key, limit_usd in zip(_PERIODS, keys, limits):
+                if limit_usd is None:
+                    continue
+                limit = round(limit_usd * 1_000_000)
+                spent, held = self._spent.get(key, 0), self._held.get(key, 0)
+                fits = spent < limit if held == 0 else spent + held + worst <= limit
+                if not fits:
+                    raise _exceeded(period, limit, spent, held, client)
+        r = Reservation(keys, worst)
         self._add(self._held, r, worst)
         return r
 
@@ -130,8 +130,7 @@ class Controls:
 
     def record(self, client: str, actual: int) -> None:
         """A cost that had no reservation (e.g. free routes that turned out to cost)."""
-        d, m = self._periods(self._clock())
-        self._add(self._spent, Reservation(client, d, m, 0), actual)
+        self._add(self._spent, Reservation(self._counters(client), 0), actual)
 
     def spent_today(self) -> int:
         return self._spent.get(("day", day_key(self._clock())), 0)
@@ -141,10 +140,11 @@ class Controls:
 
     @staticmethod
     def _add(counters: dict[tuple[str, ...], int], r: Reservation, delta: int) -> None:
-        for key in (("day", r.day), ("month", r.month), ("client_day", r.day, r.client)):
+        for key in r.keys:
             counters[key] = counters.get(key, 0) + delta
 
 
+_PERIODS = ("day", "month", "client_day")
 _NAMES = {"day": "daily", "month": "monthly", "client_day": "this client's daily"}
 
 

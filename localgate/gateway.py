@@ -139,7 +139,7 @@ class Gateway:
     def begin(self, ex: Exchange) -> None:
         """Write the in-flight row: from here on even a killed daemon leaves a record."""
         if self.spend_log is not None:
-            self.spend_log.write(self._entry(ex, 0, None, accounting.Tokens()))
+            self.spend_log.write(accounting.entry(ex, 0, None, accounting.Tokens()))
 
     def refuse(self, ex: Exchange, err: GatewayError) -> None:
         """A request refused before anything was sent: one complete row."""
@@ -167,7 +167,7 @@ class Gateway:
         elif micros:
             self.controls.record(ex.client, micros)
         if self.spend_log is not None:
-            self.spend_log.write(self._entry(ex, micros, source, tokens))
+            self.spend_log.write(accounting.entry(ex, micros, source, tokens))
         if self.on_finish is not None:
             self.on_finish(ex)
 
@@ -321,7 +321,8 @@ class Gateway:
         if status >= 400:  # an upstream's back-off and rate-limit headers
             headers.update((h, up_headers[h]) for h in PASSED_ON if h in up_headers)
         try:
-            if resp.content_length is not None and resp.content_length <= MAX_BODY_BYTES:
+            size = resp.content_length
+            if size is not None and size <= MAX_BODY_BYTES:
                 try:  # the usual case: a known size, read in one go
                     data = await read_all(resp, rt.target.name)
                 finally:
@@ -466,14 +467,6 @@ class Gateway:
                                              failed=ex.http_status >= 400, exact=exact))
         return ex.cost[1]
 
-    @staticmethod
-    def _entry(ex: Exchange, micros: int, source: str | None, tokens: Any) -> SpendEntry:
-        return accounting.entry(
-            id=ex.id, ts=ex.ts, client=ex.client, user_agent=ex.user_agent, model=ex.model,
-            resolved_model=ex.resolved_model, provider=ex.provider, route=ex.route, mode=ex.mode,
-            stream=ex.stream, status=ex.status, http_status=ex.http_status or None,
-            tokens=tokens, micros=micros, source=source if ex.rt else None, ttft_ms=ex.ttft_ms,
-            latency_ms=ex.latency_ms, repairs=ex.repairs, error=ex.error)
 
 
 def _forward_call(p: Prepared, rt: routing.Route) -> HttpCall:

@@ -36,19 +36,24 @@ def tokens_of(u: Mapping[str, Any] | None) -> Tokens:
     """Read any of the upstream spellings into OpenAI-convention counts."""
     if not u:
         return Tokens()
-    ptd = u.get("prompt_tokens_details") if isinstance(u.get("prompt_tokens_details"), dict) else {}
-    ctd = u.get("completion_tokens_details") \
-        if isinstance(u.get("completion_tokens_details"), dict) else {}
     if "input_tokens" in u and "prompt_tokens" not in u:  # Anthropic: separate counts, add up
         cached = _int(u.get("cache_read_input_tokens"))
         write = _int(u.get("cache_creation_input_tokens"))
         return Tokens(_int(u.get("input_tokens")) + cached + write, _int(u.get("output_tokens")),
                       cached, write, 0)
-    cached = _int(ptd.get("cached_tokens")) or _int(u.get("cache_read_input_tokens"))
-    write = _int(ptd.get("cache_write_tokens")) or _int(ptd.get("cache_creation_input_tokens")) \
-        or _int(u.get("cache_creation_input_tokens"))
+    ptd = u.get("prompt_tokens_details")
+    if isinstance(ptd, dict) and ptd:
+        cached = _int(ptd.get("cached_tokens")) or _int(u.get("cache_read_input_tokens"))
+        write = _int(ptd.get("cache_write_tokens")) or \
+            _int(ptd.get("cache_creation_input_tokens")) or \
+            _int(u.get("cache_creation_input_tokens"))
+    else:
+        cached = _int(u.get("cache_read_input_tokens"))
+        write = _int(u.get("cache_creation_input_tokens"))
+    ctd = u.get("completion_tokens_details")
+    reasoning = _int(ctd.get("reasoning_tokens")) if isinstance(ctd, dict) else 0
     return Tokens(_int(u.get("prompt_tokens")), _int(u.get("completion_tokens")), cached, write,
-                  _int(ctd.get("reasoning_tokens")))
+                  reasoning)
 
 
 def usd_to_micros(usd: Any) -> int | None:
@@ -75,7 +80,6 @@ def upstream_cost(u: Mapping[str, Any] | None) -> int | None:
 
 
 _PICO = Decimal(10) ** 12
-_PRICE_KEYS = ("prompt", "completion", "input_cache_read", "input_cache_write", "request")
 
 
 @lru_cache(maxsize=4096)
@@ -95,7 +99,9 @@ def _prices(pricing: Mapping[str, Any] | None) -> tuple[int, ...]:
     integers for every price the catalogs list, parsed once per distinct price list."""
     if not pricing:
         return (0, 0, 0, 0, 0)
-    return _parse(tuple(pricing.get(k) for k in _PRICE_KEYS))
+    get = pricing.get
+    return _parse((get("prompt"), get("completion"), get("input_cache_read"),
+                   get("input_cache_write"), get("request")))
 
 
 def has_prices(pricing: Mapping[str, Any] | None) -> bool:

@@ -52,8 +52,17 @@ class SpendEntry:
 
 def utc_text(t: float | None = None) -> str:
     """The log's timestamp format: ISO 8601 UTC with milliseconds, ending in Z."""
+    global _second
     t = time.time() if t is None else t
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+    ms = int(t * 1000)
+    sec = ms // 1000
+    cached = _second
+    if cached[0] != sec:  # formatted once a second, not once a request
+        cached = _second = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
+    return f"{cached[1]}.{ms % 1000:03d}Z"
+
+
+_second: tuple[int, str] = (-1, "")
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(SpendEntry))
