@@ -293,7 +293,9 @@ class Gateway:
     # ---- complete: send (with the BYOK fallback) and relay ---------------------------------
     async def complete(self, p: Prepared) -> Answer:
         """Send the prepared request and return what to answer. Errors before the first byte
-        raise GatewayError (the row is settled); a streamed Answer settles when it is closed."""
+        raise GatewayError (the row is settled); a streamed Answer settles when it is closed, a
+        whole one when the caller calls finish() (once it is sent: the client is not kept
+        waiting for the bookkeeping)."""
         ex = p.ex
         try:
             resp, rt, native, fell_back, target = await self._open(p)
@@ -336,8 +338,9 @@ class Gateway:
         try:
             return self._body_answer(p, rt, resp.status, data, headers, fmt,
                                      None if native else (adapter, target))
-        finally:
+        except BaseException:
             self.finish(ex)
+            raise
 
     def _body_answer(self, p: Prepared, rt: routing.Route, status: int, data: bytes,
                      headers: dict[str, str], fmt: str, translate: Any) -> Answer:

@@ -19,7 +19,7 @@ from localgate.headers import forward_headers
 from localgate.server import inference
 from localgate.server.codecs import FORWARD
 from localgate.server.keys import AUTH, ERROR_FORMAT, GATEWAY, RELOAD
-from localgate.server.middleware import start_stream
+from localgate.server.middleware import start_answer
 from localgate.upstream import chunks
 
 
@@ -118,7 +118,7 @@ async def _forward(request: web.Request, key: str | None) -> web.StreamResponse:
         headers = {k: _scrub_text(v, key) for k, v in upstream.headers.items()
                    if k.lower() not in _HOP_BY_HOP}
         out = web.StreamResponse(status=upstream.status, headers=headers)
-        await start_stream(request, out)
+        await start_answer(request, out)
         try:
             async for chunk in chunks(upstream, "the Kilo service"):
                 data_out = scrub.feed(chunk) if scrub is not None else chunk

@@ -20,7 +20,7 @@ from localgate.errors import BodyTooLarge, GatewayError, InvalidRequest
 from localgate.gateway import Gateway, Prepared
 from localgate.server.codecs import CHAT, FIM, Codec
 from localgate.server.keys import AUTH, GATEWAY, LIMITER, REQUEST_ID
-from localgate.server.middleware import start_stream
+from localgate.server.middleware import start_answer
 from localgate.streams import Answer
 
 log = logging.getLogger("localgate")
@@ -94,16 +94,30 @@ async def serve(request: web.Request, codec: Codec) -> web.StreamResponse:
 
 async def write(request: web.Request, gw: Gateway, p: Prepared, answer: Answer,
                 codec: Codec) -> web.StreamResponse:
-    if answer.stream is None:
-        return web.Response(status=answer.status, body=codec.body(answer, p),
-                            headers=answer.headers)
-    relay, ex = answer.stream, p.ex
+    ex = p.ex
+    if answer.stream is None:  # sent first, then settled: the client does not wait for that
+        try:
+            resp = web.Response(status=answer.status, body=codec.body(answer, p),
+                                headers=answer.headers)
+            await start_answer(request, resp)
+            await resp.write_eof()
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError, asyncio.CancelledError):
+            ex.status = "client_closed"
+            raise
+        except Exception as exc:  # a bug: the middleware answers 500; the row says so too
+            ex.status, ex.http_status = "error", 500
+            ex.error = f"internal error: {type(exc).__name__}"
+            raise
+        finally:
+            gw.finish(ex)
+        return resp
+    relay = answer.stream
     encode = codec.stream_encoder(answer, p)
     out = web.StreamResponse(status=200, headers={
         **answer.headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no"})
     try:
-        await start_stream(request, out)
+        await start_answer(request, out)
         ping = getattr(encode, "ping", None)
         if ping is not None:  # Anthropic's keep-alive, while the first chunk is awaited
             await out.write(ping())

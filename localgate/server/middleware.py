@@ -128,7 +128,7 @@ def make_guard(allowed_hosts: frozenset[str], allow_ip_hosts: bool,
             log.exception("unexpected error serving %s %s", request.method, request.path)
             resp = error_response(GatewayError("localgate hit an internal error; see its log"),
                                   request)
-        if cors is not None and not resp.prepared:  # streams: start_stream() added them
+        if cors is not None and not resp.prepared:  # answers a handler sent: start_answer()
             _add_cors(resp.headers, cors)
         return resp
 
@@ -144,9 +144,10 @@ async def _renormalised(request: web.Request, raw: str) -> tuple[web.Request, Ha
     return new, match.handler
 
 
-async def start_stream(request: web.Request, response: web.StreamResponse) -> None:
-    """Send a streamed answer's headers: with CORS for an allowed app origin (the middleware
-    adds them to every answer that is not streamed)."""
+async def start_answer(request: web.Request, response: web.StreamResponse) -> None:
+    """Send an answer's headers from its handler (streams, and bodies sent before the request's
+    bookkeeping): with CORS for an allowed app origin, which the middleware adds to every
+    answer a handler returns unsent."""
     origin = request.get(_CORS_ORIGIN)
     if origin is not None:
         _add_cors(response.headers, origin)
