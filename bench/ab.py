@@ -1,11 +1,13 @@
-"""A/B: two source trees of localgate served side by side, c=1 requests interleaved, p50 compared.
+"""A/B: two source trees of localgate served side by side, c=1 requests interleaved, p50 and CPU
+per request compared.
 
     .venv/bin/python bench/ab.py OLD_TREE NEW_TREE [--requests N]
     # e.g. OLD_TREE from: git worktree add /tmp/old <commit>
 
 On a noisy machine the absolute figures of run.py move by 0.1 ms or more; two daemons answering
 alternate requests from one client see the same noise, so their difference is what changed.
-Each daemon runs `python -m localgate serve` with PYTHONPATH at its tree, its own home, and every
+CPU per request (utime+stime from /proc, whole process) is the steadier of the two figures;
+bench/instructions.py gives one that noise cannot move at all. Each daemon runs `python -m localgate serve` with PYTHONPATH at its tree, its own home, and every
 provider at one zero-think-time fake upstream (bench/upstream.py). Nothing reaches the network.
 """
 
@@ -48,8 +50,12 @@ async def main(a: str, b: str, n: int) -> None:
         body = {"model": "openai/gpt-5.2", "messages": [{"role": "user", "content": "hi"}]}
         head = {"Authorization": f"Bearer {bench.LOCAL_KEY}"}
         lat: dict[str, list[float]] = {"A": [], "B": []}
+        pids = {name: procs[k + 1].pid for k, name in enumerate(("A", "B"))}
+        cpu0: dict[str, float] = {}
         async with aiohttp.ClientSession() as s:
             for i in range(n + 300):
+                if i == 300:
+                    cpu0 = {k: bench.cpu_s(pid) for k, pid in pids.items()}
                 for name in (("A", "B") if i % 2 else ("B", "A")):
                     t = time.perf_counter()
                     async with s.post(f"http://127.0.0.1:{ports[name]}/v1/chat/completions",
@@ -58,8 +64,11 @@ async def main(a: str, b: str, n: int) -> None:
                         assert r.status == 200, await r.text()
                     if i >= 300:  # warm-up excluded
                         lat[name].append(time.perf_counter() - t)
+        cpu = {k: (bench.cpu_s(pid) - cpu0[k]) / n * 1e6 for k, pid in pids.items()}
         pa, pb = (statistics.median(lat[k]) * 1e3 for k in ("A", "B"))
-        print(f"A {a}: p50 {pa:.3f} ms\nB {b}: p50 {pb:.3f} ms\nB - A: {(pb - pa) * 1e3:+.1f} µs")
+        print(f"A {a}: p50 {pa:.3f} ms, CPU {cpu['A']:.0f} µs/request\n"
+              f"B {b}: p50 {pb:.3f} ms, CPU {cpu['B']:.0f} µs/request\n"
+              f"B - A: {(pb - pa) * 1e3:+.1f} µs p50, {cpu['B'] - cpu['A']:+.0f} µs CPU")
     finally:
         for p in procs:
             p.terminate()
