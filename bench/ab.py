@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 import run as bench  # noqa: E402  (the benchmark's own helpers)
 
 
-async def main(a: str, b: str, n: int) -> None:
+async def main(a: str, b: str, n: int, stream: bool) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="localgate-ab-"))
     up = bench.free_port()
     procs = [subprocess.Popen([sys.executable, str(HERE / "upstream.py"), "--port", str(up)])]
@@ -47,7 +47,10 @@ async def main(a: str, b: str, n: int) -> None:
                 [sys.executable, "-m", "localgate", "serve", "--port", str(ports[name])],
                 env=env, cwd=root, stderr=subprocess.DEVNULL))
         await asyncio.sleep(3)
-        body = {"model": "openai/gpt-5.2", "messages": [{"role": "user", "content": "hi"}]}
+        body: dict[str, object] = {"model": "openai/gpt-5.2",
+                                   "messages": [{"role": "user", "content": "hi"}]}
+        if stream:  # the bench's 50-chunk stream; the figure is the time to its first chunk
+            body.update(stream=True, stream_options={"include_usage": True}, bench_chunks=50)
         head = {"Authorization": f"Bearer {bench.LOCAL_KEY}"}
         lat: dict[str, list[float]] = {"A": [], "B": []}
         pids = {name: procs[k + 1].pid for k, name in enumerate(("A", "B"))}
@@ -60,15 +63,19 @@ async def main(a: str, b: str, n: int) -> None:
                     t = time.perf_counter()
                     async with s.post(f"http://127.0.0.1:{ports[name]}/v1/chat/completions",
                                       json=body, headers=head) as r:
-                        await r.read()
                         assert r.status == 200, await r.text()
+                        first = None
+                        async for chunk in r.content.iter_any():
+                            if first is None and b"data:" in chunk:
+                                first = time.perf_counter()
                     if i >= 300:  # warm-up excluded
-                        lat[name].append(time.perf_counter() - t)
+                        lat[name].append((first or time.perf_counter()) - t)
         cpu = {k: (bench.cpu_s(pid) - cpu0[k]) / n * 1e6 for k, pid in pids.items()}
         pa, pb = (statistics.median(lat[k]) * 1e3 for k in ("A", "B"))
-        print(f"A {a}: p50 {pa:.3f} ms, CPU {cpu['A']:.0f} µs/request\n"
-              f"B {b}: p50 {pb:.3f} ms, CPU {cpu['B']:.0f} µs/request\n"
-              f"B - A: {(pb - pa) * 1e3:+.1f} µs p50, {cpu['B'] - cpu['A']:+.0f} µs CPU")
+        what = "TTFB p50" if stream else "p50"
+        print(f"A {a}: {what} {pa:.3f} ms, CPU {cpu['A']:.0f} µs/request\n"
+              f"B {b}: {what} {pb:.3f} ms, CPU {cpu['B']:.0f} µs/request\n"
+              f"B - A: {(pb - pa) * 1e3:+.1f} µs {what}, {cpu['B'] - cpu['A']:+.0f} µs CPU")
     finally:
         for p in procs:
             p.terminate()
@@ -80,5 +87,6 @@ if __name__ == "__main__":
     ap.add_argument("a")
     ap.add_argument("b")
     ap.add_argument("--requests", type=int, default=3000)
+    ap.add_argument("--stream", action="store_true", help="50-chunk streams: time to the first")
     args = ap.parse_args()
-    asyncio.run(main(args.a, args.b, args.requests))
+    asyncio.run(main(args.a, args.b, args.requests, args.stream))

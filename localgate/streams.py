@@ -79,13 +79,11 @@ class Relay:
             self.watch = relay.Shadow(tr)
         self._scrub = relay.KeyScrubber(rt.api_key.encode()) if rt.api_key else None
         self._ending = b"\n\n"  # the last bytes sent: our own events must start a new event
+        gw.upstream.active.add(resp)  # closed on shutdown
         self._gen = self._run()
 
-    def __aiter__(self) -> Relay:
-        return self
-
-    async def __anext__(self) -> bytes:
-        return await self._gen.__anext__()
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._gen  # iterated directly: no wrapper coroutine per chunk
 
     async def aclose(self, status: str | None = None) -> None:
         """End the stream (if it has not ended) and settle the exchange; `status` says why it
@@ -132,7 +130,6 @@ class Relay:
     async def _run(self) -> AsyncIterator[bytes]:
         ex, watch, tr = self.p.ex, self.watch, self.translator
         who = self.rt.target.name
-        self.gw.upstream.active.add(self.resp)
         try:
             async for chunk in chunks(self.resp, who):
                 data = watch.feed(tr.feed(chunk) if tr is not None else chunk)
