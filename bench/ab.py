@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 import run as bench  # noqa: E402  (the benchmark's own helpers)
 
 
-async def main(a: str, b: str, n: int, stream: bool) -> None:
+async def main(a: str, b: str, n: int, stream: bool, think_ms: float) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="localgate-ab-"))
     up = bench.free_port()
     procs = [subprocess.Popen([sys.executable, str(HERE / "upstream.py"), "--port", str(up)])]
@@ -50,7 +50,8 @@ async def main(a: str, b: str, n: int, stream: bool) -> None:
         body: dict[str, object] = {"model": "openai/gpt-5.2",
                                    "messages": [{"role": "user", "content": "hi"}]}
         if stream:  # the bench's 50-chunk stream; the figure is the time to its first chunk
-            body.update(stream=True, stream_options={"include_usage": True}, bench_chunks=50)
+            body.update(stream=True, stream_options={"include_usage": True}, bench_chunks=50,
+                        bench_think_ms=think_ms)
         head = {"Authorization": f"Bearer {bench.LOCAL_KEY}"}
         lat: dict[str, list[float]] = {"A": [], "B": []}
         pids = {name: procs[k + 1].pid for k, name in enumerate(("A", "B"))}
@@ -88,5 +89,7 @@ if __name__ == "__main__":
     ap.add_argument("b")
     ap.add_argument("--requests", type=int, default=3000)
     ap.add_argument("--stream", action="store_true", help="50-chunk streams: time to the first")
+    ap.add_argument("--think-ms", type=float, default=0.0,
+                    help="with --stream: the upstream's time from its headers to the first chunk")
     args = ap.parse_args()
-    asyncio.run(main(args.a, args.b, args.requests, args.stream))
+    asyncio.run(main(args.a, args.b, args.requests, args.stream, args.think_ms))

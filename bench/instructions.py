@@ -7,7 +7,7 @@ Timing on a shared 2-core machine moves by several percent from run to run; the 
 instructions a daemon executes per request does not. Each tree's daemon (`python -m localgate
 serve`, PYTHONPATH at the tree, its own home, every provider at the zero-think-time fake
 upstream) runs under valgrind's cachegrind (no cache simulation), once answering `--requests`
-non-stream c=1 chats (the bench's BYOK-direct request) and once answering that many plus
+non-stream c=1 chats (the bench's BYOK-direct request; `--stream`: its 50-chunk stream) and once answering that many plus
 `--extra`; the difference over `--extra` is what one request costs, start-up excluded. It is the
 whole process: aiohttp's server and client, the event loop, our code, the spend log's thread.
 
@@ -38,7 +38,7 @@ def _summary(path: Path) -> int:
     raise RuntimeError(f"no summary in {path}")
 
 
-async def _instructions(root: str, n: int, tmp: Path, up: int) -> int:
+async def _instructions(root: str, n: int, tmp: Path, up: int, stream: bool) -> int:
     """Instructions of a daemon's whole life when it answered `n` requests."""
     home = Path(tempfile.mkdtemp(dir=tmp))
     bench.write_config(home, f"http://127.0.0.1:{up}")
@@ -50,7 +50,9 @@ async def _instructions(root: str, n: int, tmp: Path, up: int) -> int:
         ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={out}",
          sys.executable, "-m", "localgate", "serve", "--port", str(port)],
         env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    body = {"model": "openai/gpt-5.2", "messages": bench.MESSAGES}
+    body: dict[str, object] = {"model": "openai/gpt-5.2", "messages": bench.MESSAGES}
+    if stream:  # the bench's 50-chunk stream with its usage chunk
+        body.update(stream=True, stream_options={"include_usage": True}, bench_chunks=50)
     head = {"Authorization": f"Bearer {bench.LOCAL_KEY}"}
     try:
         async with aiohttp.ClientSession() as s:
@@ -73,7 +75,7 @@ async def _instructions(root: str, n: int, tmp: Path, up: int) -> int:
     return _summary(out)
 
 
-async def main(trees: list[str], n: int, extra: int) -> None:
+async def main(trees: list[str], n: int, extra: int, stream: bool) -> None:
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
     tmp = Path(tempfile.mkdtemp(prefix="localgate-ir-"))
@@ -82,9 +84,10 @@ async def main(trees: list[str], n: int, extra: int) -> None:
     try:
         await asyncio.sleep(1)
         for root in trees:
-            base = await _instructions(root, n, tmp, up)
-            more = await _instructions(root, n + extra, tmp, up)
-            print(f"{root}: {(more - base) / extra / 1000:,.1f} k instructions per request")
+            base = await _instructions(root, n, tmp, up, stream)
+            more = await _instructions(root, n + extra, tmp, up, stream)
+            what = "50-chunk stream" if stream else "request"
+            print(f"{root}: {(more - base) / extra / 1000:,.1f} k instructions per {what}")
     finally:
         upstream.terminate()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -95,5 +98,6 @@ if __name__ == "__main__":
     ap.add_argument("trees", nargs="+")
     ap.add_argument("--requests", type=int, default=100, help="warm-up, in both runs")
     ap.add_argument("--extra", type=int, default=1000, help="requests the second run adds")
+    ap.add_argument("--stream", action="store_true", help="50-chunk streams instead")
     args = ap.parse_args()
-    asyncio.run(main(args.trees, args.requests, args.extra))
+    asyncio.run(main(args.trees, args.requests, args.extra, args.stream))

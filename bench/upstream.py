@@ -60,6 +60,9 @@ async def chat(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                        "Cache-Control": "no-cache"})
     await resp.prepare(request)
+    think = float(body.get("bench_think_ms", 0))  # a model's time to its first token
+    if think > 0:
+        await asyncio.sleep(think / 1000)
     await resp.write(FIRST[usage])
     for _ in range(max(0, n - 2)):
         await resp.write(TOKEN[usage])
