@@ -4,9 +4,12 @@ failing migration, the writer thread, and the review queries."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from localgate import ledger
 from localgate.ledger import LedgerWriter, SpendEntry, migrations
@@ -118,3 +121,16 @@ def test_a_damaged_log_set_aside_twice_in_one_second_keeps_both(tmp_path: Path) 
     assert asides[0] != asides[1] and not db.exists()
     assert [a.read_bytes() for a in asides] == [b"first damaged copy", b"second damaged copy"]
     assert (asides[1].with_name(asides[1].name + "-wal")).read_bytes() == b"second damaged copy wal"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(min_value=-2e9, max_value=4e9, allow_nan=False), min_size=1,
+                max_size=8))
+def test_timestamps_match_the_clock_whatever_the_order(times: list[float]) -> None:
+    # the date and time part is formatted once a second and reused: a call for another
+    # second, earlier or later, must never get a stale one
+    for t in times:
+        ms = int(t * 1000)
+        want = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + \
+            f".{ms % 1000:03d}Z"
+        assert ledger.utc_text(t) == want

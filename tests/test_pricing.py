@@ -56,3 +56,26 @@ def test_upstream_cost_prefers_byok_upstream_inference_cost() -> None:
 def test_worst_case_and_estimates() -> None:
     assert worst_case(100, 1000, SONNET) == 100 * 3 + 1000 * 15
     assert estimate_tokens(0) == 0 and estimate_tokens(1) == 1 and estimate_tokens(8) == 2
+
+
+def test_the_spend_row_carries_each_field_of_the_record() -> None:
+    from localgate.accounting import entry
+    from localgate.exchange import Exchange
+    ex = Exchange("lg-1", "2026-11-26T10:00:00.000Z", "vscode", "Kilo/5", "kilo/auto",
+                  kind="chat", resolved_model="anthropic/claude-sonnet-4.6",
+                  provider="anthropic", route="byok", mode="code", stream=True, status="ok",
+                  http_status=200, ttft_ms=120, latency_ms=900, repairs=2, error="e" * 600,
+                  rt=object())
+    row = entry(ex, 4321, "catalog", Tokens(10, 20, 3, 4, 5))
+    assert (row.id, row.ts, row.client, row.user_agent, row.model, row.resolved_model,
+            row.provider, row.route, row.mode, row.stream, row.status, row.http_status) == (
+        "lg-1", "2026-11-26T10:00:00.000Z", "vscode", "Kilo/5", "kilo/auto",
+        "anthropic/claude-sonnet-4.6", "anthropic", "byok", "code", True, "ok", 200)
+    assert (row.prompt_tokens, row.completion_tokens, row.cached_tokens,
+            row.cache_write_tokens, row.reasoning_tokens) == (10, 20, 3, 4, 5)
+    assert (row.cost_microdollars, row.cost_source, row.ttft_ms, row.latency_ms,
+            row.repairs, row.error) == (4321, "catalog", 120, 900, 2, "e" * 500)
+    # a request refused before routing: no route, so no cost source; empty text is NULL
+    bare = entry(Exchange("lg-2", "t", "default", "", ""), 0, "estimated", Tokens())
+    assert (bare.user_agent, bare.model, bare.provider, bare.route, bare.http_status,
+            bare.cost_source, bare.error) == (None, None, None, None, None, None, None)
