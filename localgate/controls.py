@@ -20,7 +20,6 @@ from localgate.errors import Forbidden, GatewayError
 from localgate.ledger import utc_text
 from localgate.pricing import exact_dollars, micros_to_usd
 
-DEFAULT_MAX_OUTPUT = 32_768  # when neither max_tokens nor the catalog bounds the output
 
 
 class LimitExceeded(GatewayError):

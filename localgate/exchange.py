@@ -1,4 +1,5 @@
-"""One request's record (the spend log's fields), filled in as it goes, and the request ids.
+"""One request's record (the spend log's fields), filled in as it goes; the request as prepared
+for `Gateway.complete()`; and the request ids.
 
 Everything a client wrote that ends up in the record is bounded and made storable here (lone
 surrogates, control characters, megabyte strings), so that no row is ever refused by SQLite.
@@ -10,11 +11,15 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from localgate.pricing import estimate_tokens, prompt_chars
+from localgate.repair import repair_tool_calls
+
+if TYPE_CHECKING:
+    from localgate.routing import Route
 
 MAX_MODEL_CHARS = 256      # longer model ids are refused (400); the log keeps at most this
 MAX_TEXT_CHARS = 512       # user agent, mode: kept this long
@@ -93,6 +98,38 @@ class Exchange:
     def first_token(self) -> None:
         if self.ttft_ms is None:
             self.ttft_ms = int((time.monotonic() - self.started) * 1000)
+
+
+class Ingress(Protocol):
+    """What the gateway needs of a non-chat ingress codec (server/ingress.py)."""
+
+    name: str               # "responses" | "messages" | "embeddings"
+    max_field: str | None   # the body's own name for the output bound (max_output_tokens ...)
+    outputs: bool           # False: no generated output (embeddings)
+
+    def to_chat(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@dataclass(slots=True)
+class Prepared:
+    ex: Exchange
+    route: Route
+    body: dict[str, Any]           # what the client sent (chat: repaired)
+    headers: Mapping[str, str]     # the client's (x-kilocode-* go on to the Kilo service)
+    stream: bool
+    wants_usage: bool              # the client asked for the usage chunk
+    ingress: Ingress | None = None
+    chat: dict[str, Any] | None = None  # the chat translation, made when a route needs it
+    path: str = ""                 # forwarded calls: the client's raw path on the Kilo service
+
+    def chat_body(self) -> dict[str, Any]:
+        if self.ingress is None:
+            return self.body
+        if self.chat is None:
+            chat = self.ingress.to_chat(self.body)
+            msgs, self.ex.repairs = repair_tool_calls(chat.get("messages") or [])
+            self.chat = {**chat, "messages": msgs} if msgs is not chat.get("messages") else chat
+        return self.chat
 
 
 _ID_PREFIX = secrets.token_hex(6)

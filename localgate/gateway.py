@@ -18,14 +18,13 @@ from typing import Any, Protocol
 from localgate import accounting, relay, routing, validation
 from localgate.catalog import Catalog, provider_of
 from localgate.config import Provider, Settings
-from localgate.controls import DEFAULT_MAX_OUTPUT, Controls
+from localgate.controls import Controls
 from localgate.errors import (ByokRefused, GatewayError, PaidModelAuthRequired,
                               Paused, SpendLogUnavailable, UpstreamError)
-from localgate.exchange import MAX_MODEL_CHARS, Exchange, clean
+from localgate.exchange import MAX_MODEL_CHARS, Exchange, Ingress, Prepared, clean
 from localgate.headers import PASSED_ON, forward_headers, route_headers, scrub
 from localgate.ledger import SpendEntry, utc_text
 from localgate.listing import Listing
-from localgate.pricing import worst_case
 from localgate.providers import HttpCall, Target, adapter_for
 from localgate.repair import repair_tool_calls
 from localgate.streams import MAX_BODY_BYTES, Answer, Relay, read_body
@@ -64,38 +63,6 @@ class Live:
         if self.paused:
             raise Paused("localgate is paused: proxied requests are refused until you resume "
                          "(`localgate resume`, or Resume in the tray or dashboard)")
-
-
-class Ingress(Protocol):
-    """What the gateway needs of a non-chat ingress codec (server/ingress.py)."""
-
-    name: str               # "responses" | "messages" | "embeddings"
-    max_field: str | None   # the body's own name for the output bound (max_output_tokens ...)
-    outputs: bool           # False: no generated output (embeddings)
-
-    def to_chat(self, body: dict[str, Any]) -> dict[str, Any]: ...
-
-
-@dataclass(slots=True)
-class Prepared:
-    ex: Exchange
-    route: routing.Route
-    body: dict[str, Any]           # what the client sent (chat: repaired)
-    headers: Mapping[str, str]     # the client's (x-kilocode-* go on to the Kilo service)
-    stream: bool
-    wants_usage: bool              # the client asked for the usage chunk
-    ingress: Ingress | None = None
-    chat: dict[str, Any] | None = None  # the chat translation, made when a route needs it
-    path: str = ""                 # forwarded calls: the client's raw path on the Kilo service
-
-    def chat_body(self) -> dict[str, Any]:
-        if self.ingress is None:
-            return self.body
-        if self.chat is None:
-            chat = self.ingress.to_chat(self.body)
-            msgs, self.ex.repairs = repair_tool_calls(chat.get("messages") or [])
-            self.chat = {**chat, "messages": msgs} if msgs is not chat.get("messages") else chat
-        return self.chat
 
 
 class Gateway:
@@ -157,7 +124,7 @@ class Gateway:
             ex.status = "ok" if ex.http_status < 400 else "error"
         ex.latency_ms = int((time.monotonic() - ex.started) * 1000)
         try:
-            micros, source, tokens = self._cost(ex)
+            micros, source, tokens = accounting.cost_of(ex, self.live.catalog)
         except Exception:  # never lose the row over a costing bug
             log.exception("could not cost request %s", ex.id)
             micros, source, tokens = 0, "estimated", accounting.Tokens()
@@ -199,7 +166,7 @@ class Gateway:
         self.controls.allow(client=ex.client, model=rt.model, provider=rt.provider,
                             raw_prefix=model.partition("/")[0])
         ex.prompt, ex.rt, ex.route = body, rt, rt.kind
-        ex.reservation = self.controls.reserve(ex.client, lambda: self._worst_case(ex, body))
+        ex.reservation = self.controls.reserve(ex.client, lambda: accounting.worst_case_of(ex, body, None, self.live.catalog))
         return Prepared(ex, rt, body, headers, ex.stream, True)
 
     def prepare_ingress(self, ex: Exchange, body: Any, ingress: Ingress, *,
@@ -240,7 +207,7 @@ class Gateway:
         ex.route, ex.upstream = routing.GATEWAY, kilo.slug
         if not free:
             ex.reservation = self.controls.reserve(
-                ex.client, lambda: self._worst_case(ex, body, ingress))
+                ex.client, lambda: accounting.worst_case_of(ex, body, ingress, self.live.catalog))
         return Prepared(ex, ex.rt, body, headers, ex.stream, True, ingress, path=path)
 
     def _admit(self, ex: Exchange, model: str | None, body: dict[str, Any], *,
@@ -265,30 +232,8 @@ class Gateway:
         ex.rt, ex.route, ex.upstream = rt, rt.kind, rt.target.slug
         if not rt.free:
             ex.reservation = self.controls.reserve(
-                ex.client, lambda: self._worst_case(ex, body, ingress))
+                ex.client, lambda: accounting.worst_case_of(ex, body, ingress, self.live.catalog))
         return rt
-
-    def _worst_case(self, ex: Exchange, body: Mapping[str, Any],
-                    ingress: Ingress | None = None) -> int:
-        """The prompt estimate plus all of the output bound (the request's, else the model's),
-        at the model's prices (or the conservative stand-in for an unpriced model)."""
-        field = ingress.max_field if ingress is not None else None
-        names = (field,) if field else ("max_completion_tokens", "max_tokens")
-        out = next((body.get(n) for n in names if body.get(n) is not None), None)
-        entry = ex.rt.entry if ex.rt is not None else None
-        if ingress is not None and not ingress.outputs:
-            out = 0
-        elif not isinstance(out, int) or isinstance(out, bool) or out <= 0:
-            out = (entry or {}).get("max_completion_tokens") or DEFAULT_MAX_OUTPUT
-        return worst_case(ex.prompt_tokens(), int(out), self._pricing(ex)[0])
-
-    def _pricing(self, ex: Exchange) -> tuple[Mapping[str, Any] | None, bool]:
-        """(prices, exact): the catalog's for the model (or its dated/variant base model), else
-        the provider's dearest, so that an unpriced paid model still counts (README)."""
-        rt = ex.rt
-        if rt is None or rt.free:
-            return None, True
-        return self.live.catalog.pricing_for(rt.model, rt.provider)
 
     # ---- complete: send (with the BYOK fallback) and relay ---------------------------------
     async def complete(self, p: Prepared) -> Answer:
@@ -457,19 +402,8 @@ class Gateway:
         ex.usage = usage
         if ex.route not in accounting.SELF_COSTED or "cost" in usage:
             return None
-        return accounting.usage_with_cost(ex.route, usage, self._cost(ex)[0])
-
-    def _cost(self, ex: Exchange) -> tuple[int, str | None, Any]:
-        if ex.rt is None:
-            return 0, None, accounting.Tokens()
-        if ex.cost is not None and ex.cost[0] is ex.usage:
-            return ex.cost[1]  # costed already for the response's usage; same inputs
-        pricing, exact = self._pricing(ex)
-        ex.cost = (ex.usage, accounting.cost(ex.route, ex.rt.free, ex.usage, pricing,
-                                             ex.prompt_chars, ex.content_chars,
-                                             failed=ex.http_status >= 400, exact=exact))
-        return ex.cost[1]
-
+        return accounting.usage_with_cost(ex.route, usage,
+                                          accounting.cost_of(ex, self.live.catalog)[0])
 
 
 def _forward_call(p: Prepared, rt: routing.Route) -> HttpCall:

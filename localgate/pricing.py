@@ -24,6 +24,7 @@ class Tokens:
     reasoning: int = 0
 
 
+DEFAULT_MAX_OUTPUT = 32_768  # when neither max_tokens nor the catalog bounds the output
 MAX_TOKENS = 10**12        # far beyond any real request; keeps junk out of SQLite's int64
 MAX_MICROS = 10**15        # a billion dollars
 

@@ -18,7 +18,8 @@ from localgate.errors import GatewayError, UpstreamError
 from localgate.upstream import chunks, read_all
 
 if TYPE_CHECKING:
-    from localgate.gateway import Gateway, Prepared
+    from localgate.exchange import Prepared
+    from localgate.gateway import Gateway
     from localgate.routing import Route
 
 log = logging.getLogger("localgate")

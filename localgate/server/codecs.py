@@ -12,7 +12,8 @@ from aiohttp import web
 
 from localgate import jsonfast, relay
 from localgate.errors import GatewayError, InvalidRequest
-from localgate.gateway import Gateway, Prepared
+from localgate.exchange import Prepared
+from localgate.gateway import Gateway
 from localgate.server.keys import ERROR_FORMAT
 from localgate.streams import Answer
 

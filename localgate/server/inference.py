@@ -17,7 +17,8 @@ from aiohttp import web
 from localgate import jsonfast
 from localgate.auth import ANONYMOUS, KILO_TOKEN, presented_key
 from localgate.errors import BodyTooLarge, GatewayError, InvalidRequest
-from localgate.gateway import Gateway, Prepared
+from localgate.exchange import Prepared
+from localgate.gateway import Gateway
 from localgate.server.codecs import CHAT, FIM, Codec
 from localgate.server.keys import AUTH, GATEWAY, LIMITER, REQUEST_ID
 from localgate.server.middleware import start_answer
