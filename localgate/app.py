@@ -191,7 +191,7 @@ async def watch_local_servers(gw: Gateway) -> None:
     while True:
         try:
             await watch.check(gw.upstream.session, gw.live.settings, gw.live.catalog,
-                              LOCAL_TIMEOUT_S)
+                              LOCAL_TIMEOUT_S, gw.keys.provider_key)
         except Exception:  # a bug here must not end the watch (or the daemon): say it, go on
             log.exception("looking for local model servers failed")
         await asyncio.sleep(LOCAL_EVERY_S)

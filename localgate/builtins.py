@@ -35,7 +35,9 @@ PROVIDERS: dict[str, dict[str, Any]] = {
     "kilo": {"name": "Kilo Gateway", "base_url": "https://api.kilo.ai/api/gateway",
              "api_url": "https://api.kilo.ai", "key_env": "KILO_API_KEY", "gateway": True},
     "ollama": {"name": "Ollama", "base_url": "http://localhost:11434/v1", "local": True},
-    "lmstudio": {"name": "LM Studio", "base_url": "http://localhost:1234/v1", "local": True},
+    # LM Studio 0.4+ may require an API token (its SDKs read LM_API_TOKEN); off by default
+    "lmstudio": {"name": "LM Studio", "base_url": "http://localhost:1234/v1", "local": True,
+                 "key_env": "LM_API_TOKEN"},
 }
 
 # Other names the hosted catalog (and users) use for built-in providers.

@@ -146,19 +146,21 @@ def lmstudio_entries(listed: object, native: object, base_url: str) -> list[dict
 Facts = dict[tuple[str, str], dict[str, Any]]  # (name, digest) -> ollama_facts, asked once each
 
 
-async def probe(session: Any, prov: Provider, timeout_s: float,
-                known: Facts) -> list[dict[str, Any]] | None:
+async def probe(session: Any, prov: Provider, timeout_s: float, known: Facts,
+                key: str | None = None) -> list[dict[str, Any]] | None:
     """The entries of what `prov` (ollama or lmstudio) serves; None when it does not answer
-    like that server. Never raises for a server that is down or odd."""
+    like that server. Never raises for a server that is down or odd. `key`: the user's key for
+    it (LM Studio 0.4+ can require an API token on every call), sent as a Bearer token."""
     ask = _PROBES.get(prov.slug)
-    return await ask(session, prov.base_url, timeout_s, known) if ask else None
+    headers = {**_ACCEPT, "Authorization": f"Bearer {key}"} if key else _ACCEPT
+    return await ask(session, prov.base_url, timeout_s, known, headers) if ask else None
 
 
-async def _probe_ollama(session: Any, base_url: str, timeout_s: float,
-                        known: Facts) -> list[dict[str, Any]] | None:
+async def _probe_ollama(session: Any, base_url: str, timeout_s: float, known: Facts,
+                        headers: Mapping[str, str]) -> list[dict[str, Any]] | None:
     root = native_root(base_url)
     try:
-        models = ollama_models(await get_json(session, f"{root}/api/tags", headers=_ACCEPT,
+        models = ollama_models(await get_json(session, f"{root}/api/tags", headers=headers,
                                               timeout_s=timeout_s))
     except UpstreamError:
         return None
@@ -170,7 +172,7 @@ async def _probe_ollama(session: Any, base_url: str, timeout_s: float,
         async with gate:
             try:
                 doc = await post_json(session, f"{root}/api/show", {"model": m["name"]},
-                                      headers=_ACCEPT, timeout_s=timeout_s)
+                                      headers=headers, timeout_s=timeout_s)
             except UpstreamError:
                 return  # listed without its facts this time; asked again next time
             known[(m["name"], m["digest"])] = ollama_facts(doc)
@@ -179,11 +181,11 @@ async def _probe_ollama(session: Any, base_url: str, timeout_s: float,
     return [ollama_entry(m, known.get((m["name"], m["digest"]), {}), root) for m in models]
 
 
-async def _probe_lmstudio(session: Any, base_url: str, timeout_s: float,
-                          known: Facts) -> list[dict[str, Any]] | None:
+async def _probe_lmstudio(session: Any, base_url: str, timeout_s: float, known: Facts,
+                          headers: Mapping[str, str]) -> list[dict[str, Any]] | None:
     async def ask(url: str) -> object:
         try:
-            return await get_json(session, url, headers=_ACCEPT, timeout_s=timeout_s)
+            return await get_json(session, url, headers=headers, timeout_s=timeout_s)
         except UpstreamError:
             return None
 
@@ -192,7 +194,9 @@ async def _probe_lmstudio(session: Any, base_url: str, timeout_s: float,
     return lmstudio_entries(listed, native, base_url)
 
 
-Probe = Callable[[Any, str, float, Facts], Awaitable["list[dict[str, Any]] | None"]]
+Probe = Callable[[Any, str, float, Facts, Mapping[str, str]],
+                 Awaitable["list[dict[str, Any]] | None"]]
+KeyLookup = Callable[[Provider], "str | None"]
 _PROBES: dict[str, Probe] = {OLLAMA: _probe_ollama, LMSTUDIO: _probe_lmstudio}
 
 
@@ -207,12 +211,13 @@ class LocalWatch:
         self.up: dict[str, bool] = {}
         self.known: Facts = {}
 
-    async def check(self, session: Any, settings: Settings, catalog: Any,
-                    timeout_s: float) -> None:
+    async def check(self, session: Any, settings: Settings, catalog: Any, timeout_s: float,
+                    keys: KeyLookup | None = None) -> None:
         """Ask every local server at once; put what each serves into the catalog (nothing for
         one that does not answer)."""
         provs = local_providers(settings)
-        found = await asyncio.gather(*(probe(session, p, timeout_s, self.known) for p in provs))
+        found = await asyncio.gather(*(probe(session, p, timeout_s, self.known,
+                                             keys(p) if keys else None) for p in provs))
         for prov, entries in zip(provs, found, strict=True):
             self._tell(prov, entries)
             catalog.set_local(prov.slug, entries or [])
@@ -230,13 +235,15 @@ class LocalWatch:
                      prov.base_url)
 
 
-def discover_now(settings: Settings, timeout_s: float) -> dict[str, list[dict[str, Any]]]:
+def discover_now(settings: Settings, timeout_s: float,
+                 keys: KeyLookup | None = None) -> dict[str, list[dict[str, Any]]]:
     """For a command: ask every local server once (in parallel, `timeout_s` per call) and
     return {provider: entries} for those that answered. Runs its own event loop."""
     async def run() -> dict[str, list[dict[str, Any]]]:
         provs = local_providers(settings)
         async with short_session() as session:
-            found = await asyncio.gather(*(probe(session, p, timeout_s, {}) for p in provs))
+            found = await asyncio.gather(*(probe(session, p, timeout_s, {},
+                                                 keys(p) if keys else None) for p in provs))
         return {p.slug: e for p, e in zip(provs, found, strict=True) if e is not None}
     return asyncio.run(run())
 

@@ -21,7 +21,8 @@ from tests.fakes import FakeUpstream
 LOCAL_KEY = "lg-test-local-key-0123456789"
 PROVIDER_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "XAI_API_KEY",
                 "MISTRAL_API_KEY", "OPENROUTER_API_KEY", "KILO_API_KEY", "MOONSHOT_API_KEY",
-                "MINIMAX_API_KEY", "ZAI_API_KEY", "DEEPSEEK_API_KEY", "GROQ_API_KEY")
+                "MINIMAX_API_KEY", "ZAI_API_KEY", "DEEPSEEK_API_KEY", "GROQ_API_KEY",
+                "LM_API_TOKEN")
 DIRECT = ("openai", "x-ai", "mistral", "moonshotai", "minimax", "z-ai", "deepseek", "groq",
           "google", "openrouter", "anthropic", "ollama", "lmstudio")
 

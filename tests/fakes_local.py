@@ -5,7 +5,8 @@ FakeOllama: `GET /api/tags`, `POST /api/show` (`model_info.<arch>.context_length
 (shapes from Ollama's docs/api.md and docs/openai.md). FakeLMStudio: `GET /v1/models` (OpenAI
 shape), `GET /api/v0/models` (`type`, `max_context_length`; LM Studio's REST API v0 docs) and
 `POST /v1/chat/completions`. Both record the chat requests they get; `hang` makes the model
-listing wait until `release()`.
+listing wait until `release()`. FakeLMStudio(token=...) requires that API token on every call
+(LM Studio 0.4+'s "Require Authentication": `Authorization: Bearer <token>`, else 401).
 """
 
 from __future__ import annotations
@@ -112,12 +113,25 @@ class FakeOllama(_Local):
 
 
 class FakeLMStudio(_Local):
-    def __init__(self, models: list[dict[str, Any]], native: bool = True) -> None:
+    def __init__(self, models: list[dict[str, Any]], native: bool = True,
+                 token: str | None = None) -> None:
         super().__init__()
         self.models = models  # /api/v0/models entries
+        self.token = token
+        self.refused = 0
+        if token is not None:
+            self.app.middlewares.append(self._require_token)
         self.app.router.add_get("/v1/models", self.openai_models)
         if native:
             self.app.router.add_get("/api/v0/models", self.native_models)
+
+    @web.middleware
+    async def _require_token(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            self.refused += 1
+            return web.json_response({"error": "Unauthorized: a valid API token is required"},
+                                     status=401)
+        return await handler(request)
 
     async def openai_models(self, request: web.Request) -> web.Response:
         await self._maybe_hang()

@@ -335,3 +335,47 @@ async def test_localgate_models_with_nothing_local_running(home: Path) -> None:
     r, _ = await asyncio.to_thread(_cli, "models", "--provider", "ollama", "--format", "json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == [] and r.stderr == ""
+
+
+# ---- LM Studio with "Require Authentication" on ---------------------------------------------------
+
+LM_TOKEN = "sk-lm-test-token-4242"
+
+
+async def test_an_lmstudio_that_requires_a_token_is_listed_and_served_with_the_users_token(
+        start_daemon: StartDaemon, aiohttp_server: Any, ollama: FakeOllama) -> None:
+    locked = await _serve(aiohttp_server, FakeLMStudio([QWEN], token=LM_TOKEN))
+    d = await start_daemon(at(ollama.url, locked.url), LM_API_TOKEN=LM_TOKEN)
+    await eventually(lambda: _has(d.url, "lmstudio/qwen2.5-7b-instruct"))
+    assert (await listed(d.url))["lmstudio/qwen2.5-7b-instruct"]["context_length"] == 32_768
+    r = await chat(d, {"model": "lmstudio/qwen2.5-7b-instruct", "messages": HELLO})
+    assert r.status == 200, r.raw
+    assert r.json["choices"][0]["message"]["content"] == \
+        "hello from FakeLMStudio qwen2.5-7b-instruct"
+    assert locked.refused == 0
+    assert LM_TOKEN not in r.raw.decode()
+
+
+async def test_without_the_token_its_models_are_not_listed(
+        start_daemon: StartDaemon, aiohttp_server: Any, ollama: FakeOllama) -> None:
+    locked = await _serve(aiohttp_server, FakeLMStudio([QWEN], token=LM_TOKEN))
+    d = await start_daemon(at(ollama.url, locked.url))
+    await eventually(lambda: _has(d.url, "ollama/llama3.2:latest"))
+    await eventually(lambda: _refused(locked))
+    assert not any(m.startswith("lmstudio/") for m in await listed(d.url))
+
+
+async def _refused(fake: FakeLMStudio) -> bool:
+    return fake.refused > 0
+
+
+async def test_localgate_models_sends_the_token_too(
+        home: Path, aiohttp_server: Any, ollama: FakeOllama,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    locked = await _serve(aiohttp_server, FakeLMStudio([QWEN], token=LM_TOKEN))
+    _config(home, at(ollama.url, locked.url))
+    monkeypatch.setenv("LM_API_TOKEN", LM_TOKEN)
+    r, _ = await asyncio.to_thread(_cli, "models", "--provider", "lmstudio", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert [x["id"] for x in json.loads(r.stdout)] == ["lmstudio/qwen2.5-7b-instruct"]
+    assert LM_TOKEN not in r.stdout + r.stderr

@@ -87,12 +87,25 @@ def register_config(sub: Any) -> None:
     p.set_defaults(fn=cmd_setup)
 
 
+def _local_keys() -> Any:
+    """The user's keys, for a local server that requires one (the environment's alone when
+    the keychain cannot be read)."""
+    from localgate import keystore
+    try:
+        keys = keystore.Keys(keystore.open_store())
+        keys.refresh()
+    except keystore.KeychainError:
+        keys = keystore.Keys(None)
+    return keys.provider_key
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from localgate import catalog, discovery
     from localgate.errors import ConfigError
     cat = catalog.load(paths.catalog_cache_file())
     try:
-        for slug, entries in discovery.discover_now(settings(), LOCAL_ASK_S).items():
+        for slug, entries in discovery.discover_now(settings(), LOCAL_ASK_S,
+                                                    _local_keys()).items():
             cat.set_local(slug, entries)
     except ConfigError as exc:
         print(f"localgate: warning: local models not listed: config error: {exc}",
