@@ -15,6 +15,7 @@ from anthropic._constants import ANTHROPIC_API_VERSION
 import pytest
 from aiohttp import web
 
+from localgate.server import inference
 from tests.conftest import LOCAL_KEY, Daemon, StartDaemon
 from tests.e2e import (GPT, KILO_KEY, OPENAI_KEY, SONNET, SONNET_NATIVE, XAI_KEY, anthropic_at,
                        claude_api, cost_of, events, one_row, prices, settled)
@@ -199,6 +200,54 @@ async def test_translated_stream_pings_while_the_first_chunk_is_awaited(
     assert events(first)[0][0] == "ping"
     names = [name for name, _ in events(first + rest)]
     assert names.count("ping") == 1 and names[-1] == "message_stop"
+
+
+KEEPALIVE = b'event: ping\ndata: {"type": "ping"}\n\n'
+
+
+async def test_a_silent_translated_stream_gets_keepalive_pings_between_events(
+        start_daemon: StartDaemon, fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a model thinking for minutes says nothing; Claude Code calls such a stream stalled
+    monkeypatch.setattr(inference, "KEEPALIVE_S", 0.1)
+    d = await start_daemon(OPENAI_API_KEY=OPENAI_KEY)
+    fake.knobs.chunk_delay = 0.35
+    async with claude(d) as c:
+        got, _ = await raw_stream(c, model=GPT, max_tokens=100, messages=HELLO)
+        async with c.messages.stream(model=GPT, max_tokens=100, messages=HELLO) as s:
+            final = await s.get_final_message()  # the SDK reads through the pings
+    names = [name for name, _ in events(got)]  # every event whole: pings fell between them
+    assert names.count("ping") >= 4 and names[-1] == "message_stop"
+    assert [n for n in names if n != "ping"][0] == "message_start"
+    assert final.stop_reason == "end_turn" and final.content[0].text
+    rows = await settled(d.home, 2, d)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+
+
+async def test_a_silent_passed_through_stream_gets_pings_and_its_own_bytes_unchanged(
+        start_daemon: StartDaemon, claude_api: FakeAnthropic,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inference, "KEEPALIVE_S", 0.1)
+    d = await start_daemon(anthropic_at(claude_api), ANTHROPIC_API_KEY=FAKE_KEY)
+    claude_api.knobs.event_delay = 0.25
+    async with claude(d) as c:
+        got, _ = await raw_stream(c, model=SONNET, max_tokens=300, messages=HELLO)
+    assert got.count(KEEPALIVE) >= 3
+    assert got.replace(KEEPALIVE, b"") == b"".join(claude_api.sent)  # Anthropic's bytes, whole
+    assert [name for name, _ in events(got)][-1] == "message_stop"
+
+
+async def test_a_client_gone_during_a_silence_leaves_client_closed(
+        start_daemon: StartDaemon, fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inference, "KEEPALIVE_S", 0.05)
+    d = await start_daemon(OPENAI_API_KEY=OPENAI_KEY)
+    fake.knobs.chunk_delay = 0.5
+    async with claude(d) as c, c.messages.with_streaming_response.create(
+            stream=True, model=GPT, max_tokens=100, messages=HELLO) as resp:
+        chunks = resp.iter_bytes()
+        await chunks.__anext__()
+        await chunks.__anext__()  # a ping at least, during the silence
+    [row] = await settled(d.home, 1, d)
+    assert row["status"] == "client_closed"
 
 
 async def test_translated_multi_turn_tool_conversation(start_daemon: StartDaemon,

@@ -23,6 +23,7 @@ class Codec:
 
     kind = "chat"
     error_format = "openai"
+    keepalive: bytes | None = None  # an event sent into a silent stream (between events)
 
     def mark(self, request: web.Request) -> None:
         if self.error_format != "openai":  # (the middleware's default)
@@ -158,6 +159,7 @@ class MessagesCodec(TranslatingCodec):
     kind = name = "messages"
     max_field = "max_tokens"
     error_format = "anthropic"
+    keepalive = b'event: ping\ndata: {"type": "ping"}\n\n'  # as Anthropic's own
 
     @property
     def module(self) -> Any:

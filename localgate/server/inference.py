@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -22,11 +23,15 @@ from localgate.gateway import Gateway
 from localgate.server.codecs import CHAT, FIM, Codec
 from localgate.server.keys import AUTH, GATEWAY, LIMITER, REQUEST_ID
 from localgate.server.middleware import start_answer
-from localgate.streams import Answer
+from localgate.streams import Answer, Relay
 
 log = logging.getLogger("localgate")
 ANONYMOUS_MAX_BODY = 1 * 2**20  # what an anonymous caller may send (free models only)
 GATEWAY_PREFIXES = ("/api/gateway", "/api/openrouter", "/api/v1")
+# A stream that says nothing this long gets a keep-alive event (codecs that have one: Anthropic
+# Messages). Claude Code reports a stall after ~20 s of silence and drops a stream after ~180 s;
+# a model thinking hard, or a tool call's arguments held back, can be silent longer.
+KEEPALIVE_S = 15.0
 
 
 async def json_body(request: web.Request, *, anonymous: bool = False) -> Any:
@@ -117,33 +122,71 @@ async def write(request: web.Request, gw: Gateway, p: Prepared, answer: Answer,
     out = web.StreamResponse(status=200, headers={
         **answer.headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no"})
+    keepalive = codec.keepalive
+    chunks: Any = relay if keepalive is None else _kept_alive(relay, KEEPALIVE_S)
     try:
         await start_answer(request, out)
         ping = getattr(encode, "ping", None)
         if ping is not None:  # Anthropic's keep-alive, while the first chunk is awaited
             await out.write(ping())
-        async for data in relay:
+        last = b"\n\n"  # the end of what was sent: a keep-alive goes between events only
+        async for data in chunks:
+            if data is None:  # the upstream is silent (a model thinking)
+                if keepalive is not None and last.endswith(b"\n\n"):
+                    await out.write(keepalive)
+                continue
             if encode is not None:
                 data = encode.feed(data)
             if data:
                 await out.write(data)
+                last = data[-2:]
         if encode is not None:
             tail = encode.close()
             if tail:
                 await out.write(tail)
         await out.write_eof()
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-        await relay.aclose("client_closed")
+        await _close(chunks, relay, "client_closed")
     except asyncio.CancelledError:
-        await relay.aclose("client_closed")
+        await _close(chunks, relay, "client_closed")
         raise
     except Exception as exc:  # a bug after the headers went out: end the stream properly
         log.exception("writing the answer to %s failed", ex.id)
         ex.status, ex.error = "error", f"internal error: {type(exc).__name__}"
         await _end_with_error(out, codec, answer, p)
     finally:
-        await relay.aclose()
+        await _close(chunks, relay)
     return out
+
+
+async def _kept_alive(relay: Relay, every: float) -> AsyncIterator[bytes | None]:
+    """The relay's chunks, and None each time `every` seconds pass without one."""
+    it = relay.__aiter__()
+    pending: asyncio.Future[bytes] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(it.__anext__())
+            done, _ = await asyncio.wait((pending,), timeout=every)
+            if not done:
+                yield None
+                continue
+            got, pending = pending, None
+            try:
+                data = got.result()
+            except StopAsyncIteration:
+                return
+            yield data
+    finally:
+        if pending is not None:  # the relay must be idle before it is closed
+            pending.cancel()
+            await asyncio.wait((pending,))
+
+
+async def _close(chunks: Any, relay: Relay, status: str | None = None) -> None:
+    if chunks is not relay:
+        await chunks.aclose()
+    await relay.aclose(status)
 
 
 async def _end_with_error(out: web.StreamResponse, codec: Codec, answer: Answer,
