@@ -101,22 +101,8 @@ async def serve(request: web.Request, codec: Codec) -> web.StreamResponse:
 async def write(request: web.Request, gw: Gateway, p: Prepared, answer: Answer,
                 codec: Codec) -> web.StreamResponse:
     ex = p.ex
-    if answer.stream is None:  # sent first, then settled: the client does not wait for that
-        try:
-            resp = web.Response(status=answer.status, body=codec.body(answer, p),
-                                headers=answer.headers)
-            await start_answer(request, resp)
-            await resp.write_eof()
-        except (ConnectionResetError, aiohttp.ClientConnectionResetError, asyncio.CancelledError):
-            ex.status = "client_closed"
-            raise
-        except Exception as exc:  # a bug: the middleware answers 500; the row says so too
-            ex.status, ex.http_status = "error", 500
-            ex.error = f"internal error: {type(exc).__name__}"
-            raise
-        finally:
-            gw.finish(ex)
-        return resp
+    if answer.stream is None:
+        return await _write_whole(request, gw, p, answer, codec)
     relay = answer.stream
     encode = codec.stream_encoder(answer, p)
     out = web.StreamResponse(status=200, headers={
@@ -157,6 +143,28 @@ async def write(request: web.Request, gw: Gateway, p: Prepared, answer: Answer,
     finally:
         await _close(chunks, relay)
     return out
+
+
+async def _write_whole(request: web.Request, gw: Gateway, p: Prepared, answer: Answer,
+                       codec: Codec) -> web.Response:
+    """A whole answer: sent first, then settled, so the client does not wait for the
+    bookkeeping (costing, the limit's settle, the spend row)."""
+    ex = p.ex
+    try:
+        resp = web.Response(status=answer.status, body=codec.body(answer, p),
+                            headers=answer.headers)
+        await start_answer(request, resp)
+        await resp.write_eof()
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError, asyncio.CancelledError):
+        ex.status = "client_closed"
+        raise
+    except Exception as exc:  # a bug: the middleware answers 500; the row says so too
+        ex.status, ex.http_status = "error", 500
+        ex.error = f"internal error: {type(exc).__name__}"
+        raise
+    finally:
+        gw.finish(ex)
+    return resp
 
 
 async def _kept_alive(relay: Relay, every: float) -> AsyncIterator[bytes | None]:
