@@ -21,7 +21,6 @@ from localgate.ledger import utc_text
 from localgate.pricing import exact_dollars, micros_to_usd
 
 
-
 class LimitExceeded(GatewayError):
     status, kind, default_code = 402, "insufficient_quota", "usage_limit_exceeded"
 

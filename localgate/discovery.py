@@ -200,6 +200,13 @@ KeyLookup = Callable[[Provider], "str | None"]
 _PROBES: dict[str, Probe] = {OLLAMA: _probe_ollama, LMSTUDIO: _probe_lmstudio}
 
 
+async def _probe_all(session: Any, provs: list[Provider], timeout_s: float, known: Facts,
+                     keys: KeyLookup | None) -> list[list[dict[str, Any]] | None]:
+    """probe() every provider at once, each with the user's key for it if any."""
+    return list(await asyncio.gather(*(probe(session, p, timeout_s, known,
+                                             keys(p) if keys else None) for p in provs)))
+
+
 def local_providers(settings: Settings) -> list[Provider]:
     return [settings.providers[s] for s in _PROBES if s in settings.providers]
 
@@ -216,8 +223,7 @@ class LocalWatch:
         """Ask every local server at once; put what each serves into the catalog (nothing for
         one that does not answer)."""
         provs = local_providers(settings)
-        found = await asyncio.gather(*(probe(session, p, timeout_s, self.known,
-                                             keys(p) if keys else None) for p in provs))
+        found = await _probe_all(session, provs, timeout_s, self.known, keys)
         for prov, entries in zip(provs, found, strict=True):
             self._tell(prov, entries)
             catalog.set_local(prov.slug, entries or [])
@@ -242,8 +248,7 @@ def discover_now(settings: Settings, timeout_s: float,
     async def run() -> dict[str, list[dict[str, Any]]]:
         provs = local_providers(settings)
         async with short_session() as session:
-            found = await asyncio.gather(*(probe(session, p, timeout_s, {},
-                                                 keys(p) if keys else None) for p in provs))
+            found = await _probe_all(session, provs, timeout_s, {}, keys)
         return {p.slug: e for p, e in zip(provs, found, strict=True) if e is not None}
     return asyncio.run(run())
 

@@ -166,7 +166,7 @@ class Gateway:
         self.controls.allow(client=ex.client, model=rt.model, provider=rt.provider,
                             raw_prefix=model.partition("/")[0])
         ex.prompt, ex.rt, ex.route = body, rt, rt.kind
-        ex.reservation = self.controls.reserve(ex.client, lambda: accounting.worst_case_of(ex, body, None, self.live.catalog))
+        self._reserve(ex, body)
         return Prepared(ex, rt, body, headers, ex.stream, True)
 
     def prepare_ingress(self, ex: Exchange, body: Any, ingress: Ingress, *,
@@ -206,8 +206,7 @@ class Gateway:
         ex.rt = routing.Route(model, ex.provider, routing.GATEWAY, kilo, model, key, entry, free)
         ex.route, ex.upstream = routing.GATEWAY, kilo.slug
         if not free:
-            ex.reservation = self.controls.reserve(
-                ex.client, lambda: accounting.worst_case_of(ex, body, ingress, self.live.catalog))
+            self._reserve(ex, body, ingress)
         return Prepared(ex, ex.rt, body, headers, ex.stream, True, ingress, path=path)
 
     def _admit(self, ex: Exchange, model: str | None, body: dict[str, Any], *,
@@ -231,9 +230,14 @@ class Gateway:
                            kilo_token=kilo_token, native=ingress.name if ingress else None)
         ex.rt, ex.route, ex.upstream = rt, rt.kind, rt.target.slug
         if not rt.free:
-            ex.reservation = self.controls.reserve(
-                ex.client, lambda: accounting.worst_case_of(ex, body, ingress, self.live.catalog))
+            self._reserve(ex, body, ingress)
         return rt
+
+    def _reserve(self, ex: Exchange, body: Mapping[str, Any],
+                 ingress: Ingress | None = None) -> None:
+        """Hold the request's worst case against the limits (priced only if a limit is set)."""
+        ex.reservation = self.controls.reserve(
+            ex.client, lambda: accounting.worst_case_of(ex, body, ingress, self.live.catalog))
 
     # ---- complete: send (with the BYOK fallback) and relay ---------------------------------
     async def complete(self, p: Prepared) -> Answer:

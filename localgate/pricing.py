@@ -43,18 +43,14 @@ def tokens_of(u: Mapping[str, Any] | None) -> Tokens:
         return Tokens(_int(u.get("input_tokens")) + cached + write, _int(u.get("output_tokens")),
                       cached, write, 0)
     ptd = u.get("prompt_tokens_details")
-    if isinstance(ptd, dict) and ptd:
-        cached = _int(ptd.get("cached_tokens")) or _int(u.get("cache_read_input_tokens"))
-        write = _int(ptd.get("cache_write_tokens")) or \
-            _int(ptd.get("cache_creation_input_tokens")) or \
-            _int(u.get("cache_creation_input_tokens"))
-    else:
-        cached = _int(u.get("cache_read_input_tokens"))
-        write = _int(u.get("cache_creation_input_tokens"))
+    ptd = ptd if isinstance(ptd, dict) else {}
     ctd = u.get("completion_tokens_details")
-    reasoning = _int(ctd.get("reasoning_tokens")) if isinstance(ctd, dict) else 0
+    ctd = ctd if isinstance(ctd, dict) else {}
+    cached = _int(ptd.get("cached_tokens")) or _int(u.get("cache_read_input_tokens"))
+    write = _int(ptd.get("cache_write_tokens")) or _int(ptd.get("cache_creation_input_tokens")) \
+        or _int(u.get("cache_creation_input_tokens"))
     return Tokens(_int(u.get("prompt_tokens")), _int(u.get("completion_tokens")), cached, write,
-                  reasoning)
+                  _int(ctd.get("reasoning_tokens")))
 
 
 def usd_to_micros(usd: Any) -> int | None:
